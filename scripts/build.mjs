@@ -1,0 +1,30 @@
+// Bundles the two entries with esbuild: dist/node.js (dependencies stay external and come from
+// node_modules) and dist/worker.js (self-contained, as wrangler would bundle it). Fails if the
+// worker bundle would contain the AWS SDK or any Node built-in.
+import { build } from "esbuild";
+
+const common = { bundle: true, format: "esm", sourcemap: true, target: "es2022", logLevel: "warning", metafile: true };
+
+await build({
+  ...common,
+  entryPoints: ["src/node.ts"],
+  outfile: "dist/node.js",
+  platform: "node",
+  target: "node20",
+  packages: "external",
+});
+
+const worker = await build({
+  ...common,
+  entryPoints: ["src/worker.ts"],
+  outfile: "dist/worker.js",
+  platform: "neutral",
+  mainFields: ["module", "main"],
+  conditions: ["workerd", "worker", "browser"],
+});
+const inputs = Object.keys(worker.metafile.inputs);
+const forbidden = inputs.filter((file) => /@aws-sdk|@smithy|^node:|node_modules\/@hono\/node-server/.test(file));
+if (forbidden.length > 0) {
+  console.error(`the worker bundle must not contain these:\n  ${forbidden.join("\n  ")}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,13 @@
+#!/bin/bash
+# Debian packages the test suite talks to: Ceph radosgw (real S3) and Go (a client built like the
+# Higress gateway's downloader). Run as root, or through sudo. Safe to run again.
+set -euo pipefail
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+PACKAGES=(radosgw ceph-mon ceph-osd ceph-common golang-go curl)
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "system packages ready: ${PACKAGES[*]}" >&2

@@ -1,0 +1,51 @@
+/**
+ * Typed HTTP errors. Route code throws them; the single `app.onError` renders them,
+ * so every failure carries a status and a message meant for the person reading it.
+ */
+export class HttpError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 405 | 414 | 500 | 502 | 503,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+    /** Extra machine-readable facts rendered into JSON error bodies. */
+    readonly details: Readonly<Record<string, unknown>> = {},
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends HttpError {
+  constructor(message: string) {
+    super(400, message);
+  }
+}
+
+export class NotFoundError extends HttpError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(404, message, {}, details);
+  }
+}
+
+export class MethodNotAllowedError extends HttpError {
+  constructor(method: string, allow: readonly string[]) {
+    super(405, `method ${method} is not allowed; use ${allow.join(" or ")}`, { Allow: allow.join(", ") });
+  }
+}
+
+export class UriTooLongError extends HttpError {
+  constructor(limit: number) {
+    super(414, `request path is longer than ${limit} characters`);
+  }
+}
+
+/**
+ * The store failed or could not be reached. Rendered as 503 so that the gateway,
+ * which retries 5xx but never 4xx, tries again instead of failing the plugin.
+ */
+export class StoreUnavailableError extends HttpError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(503, message, { "Retry-After": "1" });
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * The store layout, shared by the server and the uploader:
+ *
+ *   plugins/<name>/<version>/plugin.wasm      the module (required)
+ *   plugins/<name>/<version>/plugin.wasm.gz   gzip variant, served to clients that accept gzip
+ *   plugins/<name>/<version>/metadata.txt     reference format (rendered when absent)
+ *   plugins/<name>/<version>/metadata.json    typed facts (rendered when absent)
+ *   plugins/<name>/<version>/<file>           README.md, spec.yaml, icon.png, ...
+ *   plugins/<name>/aliases.json               {"aliases": {"1.0.0": "2.0.0"}}: versions served from another's files
+ *
+ * A `file:` store pointed at the reference server's document root is already in this layout.
+ */
+export const PLUGINS = "plugins/";
+export const WASM = "plugin.wasm";
+export const WASM_GZIP = "plugin.wasm.gz";
+export const METADATA_TEXT = "metadata.txt";
+export const METADATA_JSON = "metadata.json";
+export const ALIASES = "aliases.json";
+
+export const pluginPrefix = (name: string) => `${PLUGINS}${name}/`;
+export const versionPrefix = (name: string, version: string) => `${PLUGINS}${name}/${version}/`;
+export const fileKey = (name: string, version: string, file: string) => `${versionPrefix(name, version)}${file}`;
+export const aliasesKey = (name: string) => `${pluginPrefix(name)}${ALIASES}`;

@@ -1,0 +1,147 @@
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
+import path from "node:path";
+import { Readable } from "node:stream";
+import { evaluatePreconditions } from "../core/conditional.ts";
+import { resolveRange } from "../core/range.ts";
+import { StoreUnavailableError } from "../core/errors.ts";
+import type { GetOptions, Listing, ObjectInfo, StoredObject, WritableStore } from "./store.ts";
+
+/**
+ * A local directory. Reads the reference server's document root as it is
+ * (`plugins/<name>/<version>/plugin.wasm`), symbolic links included.
+ */
+export class FileStore implements WritableStore {
+  readonly description: string;
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = path.resolve(root);
+    this.description = `file:${this.#root}`;
+  }
+
+  #path(key: string): string {
+    const full = path.resolve(this.#root, key);
+    // Keys are validated before they get here; this guards the backend on its own too.
+    if (full !== this.#root && !full.startsWith(this.#root + path.sep)) {
+      throw new StoreUnavailableError(`key ${JSON.stringify(key)} escapes the store root`);
+    }
+    return full;
+  }
+
+  #info(key: string, stats: Stats): ObjectInfo {
+    // The same validator nginx sends (mtime and size in hex), so caches filled by the
+    // reference server keep validating after the switch.
+    const etag = `"${Math.floor(stats.mtimeMs / 1000).toString(16)}-${stats.size.toString(16)}"`;
+    return { key, size: stats.size, etag, lastModified: stats.mtime };
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
+    let handle;
+    try {
+      handle = await open(this.#path(key), "r");
+    } catch (error) {
+      return missing(error);
+    }
+    try {
+      // fstat the open descriptor: the bytes we stream belong to the metadata we report,
+      // even if the uploader replaces the file meanwhile.
+      const stats = await handle.stat();
+      if (!stats.isFile()) {
+        await handle.close();
+        return null;
+      }
+      const info = this.#info(key, stats);
+      const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
+      const range = options.range ? resolveRange(options.range, info.size) : undefined;
+      if (outcome !== "proceed" || (options.range && !range)) {
+        await handle.close();
+        return { info, body: null };
+      }
+      const stream = handle.createReadStream({
+        start: range?.start ?? 0,
+        end: range?.end ?? Math.max(0, info.size - 1),
+        highWaterMark: 64 * 1024,
+      });
+      if (info.size === 0) stream.destroy(); // createReadStream cannot express an empty range
+      const body = info.size === 0 ? new ReadableStream<Uint8Array>({ start: (c) => c.close() }) : webStream(stream);
+      return range ? { info, body, range } : { info, body };
+    } catch (error) {
+      await handle.close().catch(() => {});
+      throw unavailable(key, error);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const stats = await stat(this.#path(key));
+      return stats.isFile() ? this.#info(key, stats) : null;
+    } catch (error) {
+      return missing(error);
+    }
+  }
+
+  async put(key: string, data: Uint8Array): Promise<ObjectInfo> {
+    const target = this.#path(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    // Write beside the target and rename over it: rename is atomic within a file system, so a
+    // reader opens either the old file or the complete new one. Dot-names are never listed.
+    const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+    try {
+      await writeFile(temporary, data, { flush: true });
+      await rename(temporary, target);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw unavailable(key, error);
+    }
+    return this.#info(key, await stat(target));
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.#path(key), { force: true });
+  }
+
+  async list(prefix: string): Promise<Listing> {
+    let entries;
+    try {
+      entries = await readdir(this.#path(prefix), { withFileTypes: true });
+    } catch (error) {
+      if (missing(error) === null) return { prefixes: [], objects: [] };
+      throw error;
+    }
+    const prefixes: string[] = [];
+    const objects: ObjectInfo[] = [];
+    await Promise.all(
+      entries
+        .filter((entry) => !entry.name.startsWith("."))
+        .map(async (entry) => {
+          const key = `${prefix}${entry.name}`;
+          // stat follows symbolic links: a link is listed as what it points to.
+          const stats = await stat(this.#path(key)).catch(() => undefined);
+          if (stats?.isDirectory()) prefixes.push(entry.name);
+          else if (stats?.isFile()) objects.push(this.#info(key, stats));
+        }),
+    );
+    prefixes.sort();
+    objects.sort((a, b) => (a.key < b.key ? -1 : 1));
+    return { prefixes, objects };
+  }
+}
+
+function webStream(stream: Readable): ReadableStream<Uint8Array> {
+  return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+}
+
+/** Not found (or a path through a file) is `null`; anything else is the store failing. */
+function missing(error: unknown): null {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR" || code === "ENAMETOOLONG") return null;
+  throw unavailable("", error);
+}
+
+function unavailable(key: string, error: unknown): StoreUnavailableError {
+  if (error instanceof StoreUnavailableError) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? "error";
+  return new StoreUnavailableError(`local store could not read ${key || "an object"} (${code})`, { cause: error });
+}

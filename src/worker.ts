@@ -1,0 +1,58 @@
+import { createApp } from "./app.ts";
+import { R2Store, type R2BucketLike } from "./storage/r2.ts";
+import { normalisePrefix } from "./storage/store.ts";
+
+/** Cloudflare Workers / workerd entry: the R2 binding PLUGINS, and optional variables from wrangler.toml. */
+export interface Env {
+  readonly PLUGINS: R2BucketLike;
+  /** Key prefix inside the bucket, as in `s3://bucket/<prefix>`. */
+  readonly STORE_PREFIX?: string;
+  readonly CACHE_CONTROL?: string;
+}
+
+type App = ReturnType<typeof createApp>;
+let cached: { env: Env; app: App } | undefined;
+
+function appFor(env: Env): App {
+  // Bindings are fixed for the life of an isolate, so the app is built once per isolate.
+  if (cached?.env !== env) {
+    const store = new R2Store(env.PLUGINS, normalisePrefix(env.STORE_PREFIX));
+    cached = { env, app: createApp({ store, ...(env.CACHE_CONTROL ? { cacheControl: env.CACHE_CONTROL } : {}) }) };
+  }
+  return cached.app;
+}
+
+/**
+ * Cloudflare hands every Worker `Accept-Encoding: br, gzip` and re-encodes the response for
+ * the real client afterwards; the client's own header is kept in `cf.clientAcceptEncoding`.
+ * Negotiating on that one lets an identity client get plugin.wasm with its exact length,
+ * and a gzip client get the stored plugin.wasm.gz untouched.
+ */
+function clientEncoding(request: Request): Request {
+  const original = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
+  if (original === undefined) return request;
+  const headers = new Headers(request.headers);
+  if (original === "") headers.delete("Accept-Encoding");
+  else headers.set("Accept-Encoding", original);
+  return new Request(request, { headers });
+}
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    if (!env.PLUGINS) {
+      return new Response("the R2 binding PLUGINS is missing; bind a bucket in wrangler.toml\n", {
+        status: 503,
+        headers: { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" },
+      });
+    }
+    const response = await appFor(env).fetch(clientEncoding(request));
+    if (!response.headers.has("Content-Encoding") || !response.body) return response;
+    // workerd compresses a body whose Content-Encoding it sees, unless told the bytes are
+    // already encoded; the stored plugin.wasm.gz must go out as it is.
+    return new Response(response.body, {
+      status: response.status,
+      headers: response.headers,
+      encodeBody: "manual",
+    } as ResponseInit);
+  },
+};

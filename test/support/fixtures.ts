@@ -1,0 +1,46 @@
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { buildExample } from "../../scripts/examples.ts";
+import { wasmModule } from "./wasm.ts";
+
+/** The store content every target is seeded with, so one request matrix runs against all of them. */
+
+export const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+export const md5 = (data: Uint8Array) => createHash("md5").update(data).digest("hex");
+const text = (s: string) => new TextEncoder().encode(s);
+
+export const BIG = wasmModule(300_000, 7);
+export const BIG_GZIP = gzipSync(BIG);
+export const PLAIN = wasmModule(4_000, 11);
+export const REFERENCE = wasmModule(2_000, 13);
+export const REFERENCE_METADATA = `Plugin Name: reference
+Size: ${REFERENCE.byteLength} bytes
+Last Modified: 2026-02-03T08:00:00.123456
+Created: 2026-02-03T08:00:00.123456
+MD5: ${md5(REFERENCE)}
+`;
+
+export interface Fixture {
+  readonly objects: ReadonlyMap<string, Uint8Array>;
+  readonly hello: Uint8Array;
+  readonly helloGzip: Uint8Array;
+}
+
+export async function fixture(): Promise<Fixture> {
+  const hello = await buildExample("hello-world", "1.0.0");
+  const objects = new Map<string, Uint8Array>();
+  for (const [file, bytes] of hello.files) objects.set(`plugins/hello-world/1.0.0/${file}`, bytes);
+  // A large plugin with a gzip variant and an alias, as the uploader publishes key-auth 2.0.0 for 1.0.0 URLs.
+  objects.set("plugins/big/2.0.0/plugin.wasm", BIG);
+  objects.set("plugins/big/2.0.0/plugin.wasm.gz", BIG_GZIP);
+  objects.set("plugins/big/aliases.json", text(JSON.stringify({ aliases: { "1.0.0": "2.0.0" } })));
+  // A hand-made tree: only plugin.wasm, so both metadata files are derived.
+  objects.set("plugins/plain/1.0.0/plugin.wasm", PLAIN);
+  // The reference server's tree: plugin.wasm and its 5-line metadata.txt.
+  objects.set("plugins/reference/1.0.0/plugin.wasm", REFERENCE);
+  objects.set("plugins/reference/1.0.0/metadata.txt", text(REFERENCE_METADATA));
+  // An operator's mistake the server must report instead of hiding.
+  objects.set("plugins/broken/1.0.0/plugin.wasm", PLAIN);
+  objects.set("plugins/broken/aliases.json", text("{ not json"));
+  return { objects, hello: hello.files.get("plugin.wasm")!, helloGzip: hello.files.get("plugin.wasm.gz")! };
+}

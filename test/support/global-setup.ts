@@ -1,0 +1,94 @@
+import { execFile, spawnSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import type {} from "vitest";
+import type { TestProject } from "vitest/node";
+
+/**
+ * Builds the bundles the tests run, and starts or finds the real services they talk to:
+ * Ceph radosgw for S3 and the Go toolchain for the gateway-like client. Outside CI a missing
+ * service skips its tests with a message; with CI=true it fails the run.
+ */
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const CI = process.env.CI === "true";
+
+export interface S3Service {
+  readonly endpoint: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    s3: S3Service | null;
+    goClient: string | null;
+    missing: string[];
+  }
+}
+
+const has = (command: string) => spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+
+async function reachable(url: string): Promise<boolean> {
+  try {
+    await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const missing: string[] = [];
+  const work = await mkdtemp(path.join(tmpdir(), "plugin-server-test-"));
+  cleanups.push(() => rm(work, { recursive: true, force: true }));
+
+  await run(process.execPath, [path.join(ROOT, "scripts/build.mjs")], { cwd: ROOT });
+
+  // S3: an endpoint given from outside, else our own radosgw on a free port.
+  let s3: S3Service | null = null;
+  if (process.env.TEST_S3_ENDPOINT) {
+    s3 = {
+      endpoint: process.env.TEST_S3_ENDPOINT,
+      accessKeyId: process.env.TEST_S3_ACCESS_KEY_ID ?? "RGWACCESSKEY",
+      secretAccessKey: process.env.TEST_S3_SECRET_ACCESS_KEY ?? "RGWSECRETKEY",
+    };
+  } else if (has("radosgw")) {
+    const port = String(17480 + (process.pid % 500));
+    const dir = path.join(work, "rgw");
+    const env = { ...process.env, C: dir, PORT: port, MON_PORT: String(16789 + (process.pid % 500)) };
+    await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
+    cleanups.push(() => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env }));
+    s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
+  } else {
+    missing.push("radosgw (S3): run scripts/install-system-deps.sh");
+  }
+  if (s3 && !(await reachable(s3.endpoint))) throw new Error(`S3 endpoint ${s3.endpoint} is not reachable`);
+
+  // The Go client stands in for the gateway's istio-agent downloader.
+  let goClient: string | null = null;
+  if (has("go")) {
+    goClient = path.join(work, "go-client");
+    await run("go", ["build", "-o", goClient, "main.go"], {
+      cwd: path.join(ROOT, "test/go-client"),
+      env: { ...process.env, GOCACHE: path.join(work, "gocache"), GOFLAGS: "-mod=mod", GO111MODULE: "off" },
+    });
+  } else {
+    missing.push("go (gateway-like client): run scripts/install-system-deps.sh");
+  }
+
+  if (missing.length > 0 && CI) throw new Error(`CI=true and required services are missing: ${missing.join("; ")}`);
+  for (const m of missing) console.warn(`skipping tests that need ${m}`);
+
+  project.provide("s3", s3);
+  project.provide("goClient", goClient);
+  project.provide("missing", missing);
+
+  return async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((e) => console.warn(String(e)));
+  };
+}
