@@ -65,8 +65,13 @@ async function main(): Promise<void> {
     console.log(`${signal}: finishing requests in flight (up to ${config.shutdownGraceMs / 1000}s)`);
     const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
     force.unref();
+    // close() only drops connections idle at this moment; a keep-alive connection whose
+    // download finishes later would hold shutdown open until its idle timeout.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
     server.close(() => {
-      void store.close?.().finally(() => console.log("stopped"));
+      clearTimeout(force);
+      clearInterval(sweep);
+      void Promise.resolve(store.close?.()).finally(() => console.log("stopped"));
     });
     server.closeIdleConnections();
   };

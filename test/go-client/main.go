@@ -20,7 +20,6 @@ type result struct {
 	WasmMagic    bool   `json:"wasmMagic"`
 	Sha256       string `json:"sha256"`
 	Size         int    `json:"size"`
-	UserAgent    string `json:"userAgent"`
 }
 
 func main() {
@@ -42,7 +41,6 @@ func main() {
 		WasmMagic:    bytes.HasPrefix(body, []byte("\x00asm")),
 		Sha256:       hex.EncodeToString(sum[:]),
 		Size:         len(body),
-		UserAgent:    resp.Request.Header.Get("User-Agent"),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -1,0 +1,132 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, inject, test } from "vitest";
+import { BIG, fixture, sha256 } from "./support/fixtures.ts";
+import { request } from "./support/http.ts";
+import { fileTarget, s3Env, s3Target, seedBucket, startNode, type NodeServer } from "./support/targets.ts";
+
+/** The Node entry as a process: configuration, the embedded default, logs, shutdown, S3 failures. */
+
+const s3 = inject("s3");
+const data = await fixture();
+const running: NodeServer[] = [];
+const start = async (server: Promise<NodeServer>) => {
+  const s = await server;
+  running.push(s);
+  return s;
+};
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop()));
+});
+
+describe("configuration", () => {
+  test("with no STORE it serves the embedded example store", async () => {
+    const server = await start(startNode("default", {}));
+    expect(server.output()).toMatch(/serving file:.*examples\/store/);
+    const res = await request(`${server.url}/plugins/hello-world/1.0.0/plugin.wasm`);
+    expect(res.status).toBe(200);
+    expect(res.body.subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
+    expect(sha256(res.body)).toBe(sha256(data.hello));
+  });
+
+  test.each([
+    [{ PORT: "80a" }, "PORT=80a is not a whole number from 0 to 65535"],
+    [{ PORT: "70000" }, "PORT=70000 is not a whole number"],
+    [{ STORE: "ftp://host/dir" }, 'STORE=ftp://host/dir scheme "ftp:" is not supported'],
+    [{ STORE: "s3://Bad_Bucket" }, 'bucket "Bad_Bucket" is not a valid bucket name'],
+    [{ STORE: "s3://bucket/../x" }, 'prefix segment ".." is not allowed'],
+    [{ STORE: "file:/does/not/exist" }, "STORE: directory /does/not/exist does not exist"],
+    [{ S3_ENDPOINT: "localhost:9000" }, "S3_ENDPOINT=localhost:9000 is not an http:// or https:// URL"],
+    [{ AWS_ACCESS_KEY_ID: "only-the-id" }, "AWS_SECRET_ACCESS_KEY is missing"],
+    [{ S3_FORCE_PATH_STYLE: "maybe" }, "S3_FORCE_PATH_STYLE=maybe is not a boolean"],
+    [{ LOG_FORMAT: "xml" }, "LOG_FORMAT=xml must be text or json"],
+  ])("%o is refused at start with exit code 1: %s", async (env, message) => {
+    await expect(startNode("bad config", env as Record<string, string>)).rejects.toThrow(
+      new RegExp(`exited with 1:[\\s\\S]*${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
+    );
+  });
+
+  test("every problem is reported at once", async () => {
+    const failure = startNode("bad config", { PORT: "x", LOG_FORMAT: "xml" });
+    await expect(failure).rejects.toThrow(/PORT=x is not a whole number/);
+    await expect(failure).rejects.toThrow(/LOG_FORMAT=xml must be text or json/);
+  });
+
+  test("CACHE_CONTROL replaces the default for versioned files", async () => {
+    const server = await start(fileTarget(data.objects, { CACHE_CONTROL: "public, max-age=60" }));
+    const res = await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`, { method: "HEAD" });
+    expect(res.headers["cache-control"]).toBe("public, max-age=60");
+  });
+});
+
+describe("logs and shutdown", () => {
+  test("one access log line per request with method, path, status, bytes and duration", async () => {
+    const server = await start(fileTarget(data.objects));
+    await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`, { headers: { "User-Agent": "Go-http-client/1.1" } });
+    await request(`${server.url}/plugins/big/9.9.9/plugin.wasm`);
+    await sleep(100);
+    const log = server.output();
+    expect(log).toMatch(
+      new RegExp(`"GET /plugins/big/2\\.0\\.0/plugin\\.wasm" 200 ${BIG.byteLength} [\\d.]+ms "Go-http-client/1\\.1"`),
+    );
+    expect(log).toMatch(/"GET \/plugins\/big\/9\.9\.9\/plugin\.wasm" 404 \d+ [\d.]+ms/);
+  });
+
+  test("LOG_FORMAT=json writes one JSON object per request", async () => {
+    const server = await start(fileTarget(data.objects, { LOG_FORMAT: "json" }));
+    await request(`${server.url}/healthz`);
+    await sleep(100);
+    const line = server.output().split("\n").find((l) => l.startsWith("{"));
+    expect(JSON.parse(line!)).toMatchObject({ method: "GET", path: "/healthz", status: 200, bytes: 3 });
+  });
+
+  test("SIGTERM lets a download in flight finish, then exits 0", async () => {
+    const server = await start(fileTarget(data.objects));
+    const download = request(`${server.url}/plugins/big/2.0.0/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } });
+    await sleep(5);
+    server.process.kill("SIGTERM");
+    const res = await download;
+    expect(res.status).toBe(200);
+    expect(res.body.length).toBe(BIG.byteLength);
+    expect(await server.exited).toBe(0);
+    expect(server.output()).toContain("SIGTERM: finishing requests in flight");
+    expect(server.output()).toContain("stopped");
+  });
+});
+
+describe.skipIf(!s3)("S3 connections and failures", () => {
+  test("HEADs, 304s and aborted downloads return their pooled connections (pool of 4)", async () => {
+    const server = await start(s3Target(s3!, data.objects, { S3_MAX_SOCKETS: "4" }));
+    const url = `${server.url}/plugins/big/2.0.0/plugin.wasm`;
+    const { headers } = await request(url, { method: "HEAD" });
+    for (let i = 0; i < 12; i++) expect((await request(url, { method: "HEAD" })).status).toBe(200);
+    for (let i = 0; i < 12; i++) expect((await request(url, { headers: { "If-None-Match": headers.etag! } })).status).toBe(304);
+    for (let i = 0; i < 12; i++) expect((await request(url, { headers: { Range: `bytes=${BIG.byteLength}-` } })).status).toBe(416);
+    for (let i = 0; i < 12; i++) await request(url, { headers: { "Accept-Encoding": "identity" }, abortAfterBytes: 1 });
+    const res = await request(url, { headers: { "Accept-Encoding": "identity" } });
+    expect(res.status).toBe(200);
+    expect(res.body.length).toBe(BIG.byteLength);
+  });
+
+  test("wrong credentials: 503 (the gateway retries), /readyz 503, and a message without the secret", async () => {
+    const { store } = await seedBucket(s3!, data.objects);
+    const server = await start(
+      startNode("bad credentials", { STORE: store, ...s3Env(s3!), AWS_SECRET_ACCESS_KEY: "wrong-secret-value" }),
+    );
+    const res = await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`);
+    expect(res.status).toBe(503);
+    expect(res.headers["retry-after"]).toBe("1");
+    expect(res.body.toString()).toMatch(/S3 store .* could not read .*SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/);
+    expect(res.body.toString()).not.toContain("wrong-secret-value");
+    expect((await request(`${server.url}/readyz`)).status).toBe(503);
+    expect((await request(`${server.url}/healthz`)).status).toBe(200);
+  });
+
+  test("an unreachable endpoint: 503, not 404", async () => {
+    const server = await start(
+      startNode("unreachable", { STORE: "s3://plugins", ...s3Env(s3!), S3_ENDPOINT: "http://127.0.0.1:9" }),
+    );
+    const res = await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`);
+    expect(res.status).toBe(503);
+    expect((await request(`${server.url}/readyz`)).status).toBe(503);
+  });
+});

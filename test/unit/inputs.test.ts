@@ -1,0 +1,94 @@
+import { describe, expect, test } from "vitest";
+import { parseAliases } from "../../src/core/aliases.ts";
+import { parseMetadataJson, referenceTimestamp, renderMetadataText } from "../../src/core/metadata.ts";
+import { parsePluginPath } from "../../src/core/paths.ts";
+import { loadConfig } from "../../src/node/config.ts";
+import { parseStoreLocation } from "../../src/storage/location.ts";
+
+describe("plugin paths", () => {
+  test("parse into typed requests", () => {
+    expect(parsePluginPath("/plugins")).toEqual({ kind: "index" });
+    expect(parsePluginPath("/plugins/")).toEqual({ kind: "index" });
+    expect(parsePluginPath("/plugins/key-auth/")).toEqual({ kind: "plugin", name: "key-auth" });
+    expect(parsePluginPath("/plugins/key-auth/1.0.0")).toEqual({ kind: "version", name: "key-auth", version: "1.0.0" });
+    expect(parsePluginPath("/plugins/key-auth/2.0.0-rc.1%2Bb5/plugin.wasm")).toEqual({
+      kind: "file",
+      name: "key-auth",
+      version: "2.0.0-rc.1+b5",
+      file: "plugin.wasm",
+    });
+  });
+
+  test.each(["/plugins/-x/1/plugin.wasm", "/plugins/a..b/1/plugin.wasm", "/plugins/a/1./plugin.wasm", "/plugins/a/1/.env"])(
+    "%s is refused",
+    (path) => expect(() => parsePluginPath(path)).toThrow(expect.objectContaining({ status: 400 })),
+  );
+});
+
+describe("aliases.json", () => {
+  test("maps versions to real versions", () => {
+    expect(parseAliases("k", '{"aliases":{"1.0.0":"2.0.0"}}')).toEqual({ "1.0.0": "2.0.0" });
+  });
+  test.each([
+    ["[]", 'expected {"aliases"'],
+    ['{"aliases":{"1.0.0":"2.0.0","2.0.0":"3.0.0"}}', "points at another alias"],
+    ['{"aliases":{"../x":"2.0.0"}}', "not valid"],
+    ['{"aliases":{"1.0.0":2}}', "target is not a string"],
+  ])("%s is refused", (text, message) => expect(() => parseAliases("k", text)).toThrow(message));
+});
+
+describe("metadata", () => {
+  const m = {
+    name: "key-auth",
+    version: "2.0.0",
+    size: 1234567,
+    md5: "0123456789abcdef0123456789abcdef",
+    sha256: "a".repeat(64),
+    created: "2026-02-03T08:00:00.123Z",
+    lastModified: "2026-02-03T08:00:00.123Z",
+    source: "oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0",
+  };
+  test("metadata.txt keeps the reference's five lines first, exactly", () => {
+    expect(renderMetadataText(m).split("\n").slice(0, 5)).toEqual([
+      "Plugin Name: key-auth",
+      "Size: 1234567 bytes",
+      "Last Modified: 2026-02-03T08:00:00.123000",
+      "Created: 2026-02-03T08:00:00.123000",
+      "MD5: 0123456789abcdef0123456789abcdef",
+    ]);
+    expect(renderMetadataText(m)).toContain(`SHA256: ${"a".repeat(64)}\nVersion: 2.0.0\nSource: oci://`);
+    expect(referenceTimestamp("not a date")).toBe("not a date");
+  });
+  test("metadata.json is validated before it is trusted", () => {
+    expect(parseMetadataJson(JSON.stringify(m))).toEqual(m);
+    expect(parseMetadataJson(JSON.stringify({ ...m, sha256: "xyz" }))).toBeUndefined();
+    expect(parseMetadataJson(JSON.stringify({ ...m, size: -1 }))).toBeUndefined();
+    expect(parseMetadataJson("{")).toBeUndefined();
+  });
+});
+
+describe("store locations and configuration", () => {
+  test.each([
+    ["file:./store", { kind: "file", root: "./store" }],
+    ["file:///srv/plugins", { kind: "file", root: "/srv/plugins" }],
+    ["/srv/plugins", { kind: "file", root: "/srv/plugins" }],
+    ["s3://plugins", { kind: "s3", bucket: "plugins", prefix: "" }],
+    ["s3://plugins/mirror/cn/", { kind: "s3", bucket: "plugins", prefix: "mirror/cn/" }],
+  ])("%s", (text, expected) => expect(parseStoreLocation(text)).toEqual(expected));
+
+  test("defaults", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", store: undefined, logFormat: "text" });
+    expect(config.s3).toMatchObject({ region: "us-east-1", forcePathStyle: false, maxSockets: 256 });
+    expect(config.s3.credentials).toBeUndefined();
+  });
+
+  test("a custom endpoint turns on path-style addressing unless told otherwise", () => {
+    expect(loadConfig({ S3_ENDPOINT: "http://minio:9000" }).s3.forcePathStyle).toBe(true);
+    expect(loadConfig({ S3_ENDPOINT: "https://x.r2.cloudflarestorage.com", S3_FORCE_PATH_STYLE: "false" }).s3.forcePathStyle).toBe(false);
+  });
+
+  test("credentials in the endpoint URL are refused", () => {
+    expect(() => loadConfig({ S3_ENDPOINT: "http://key:secret@minio:9000" })).toThrow("must not carry credentials");
+  });
+});
