@@ -15,7 +15,7 @@ export interface ExamplePlugin {
   readonly name: string;
   readonly version: string;
   /** Store files of this version, by file name. */
-  readonly files: ReadonlyMap<string, Uint8Array>;
+  readonly files: ReadonlyMap<string, Uint8Array<ArrayBuffer>>;
   readonly metadata: PluginMetadata;
 }
 
@@ -47,14 +47,14 @@ export async function buildExample(name: string, version: string): Promise<Examp
     lastModified: PUBLISHED,
     source: `file:examples/plugins/${name}/plugin.wat`,
   };
-  const text = (s: string) => new TextEncoder().encode(s);
-  const files = new Map<string, Uint8Array>([
+  const text = (s: string) => new TextEncoder().encode(s) as Uint8Array<ArrayBuffer>;
+  const files = new Map<string, Uint8Array<ArrayBuffer>>([
     ["plugin.wasm", wasm],
     // level 9 and a fixed header: the same bytes on every build
-    ["plugin.wasm.gz", gzipSync(wasm, { level: 9 })],
+    ["plugin.wasm.gz", new Uint8Array(gzipSync(wasm, { level: 9 }))],
     ["metadata.txt", text(renderMetadataText(metadata))],
     ["metadata.json", text(`${JSON.stringify(metadata, null, 2)}\n`)],
-    ["README.md", await readFile(new URL("README.md", source))],
+    ["README.md", new Uint8Array(await readFile(new URL("README.md", source)))],
   ]);
   return { name, version, files, metadata };
 }
