@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# The plugin server image: the Node entry over a local directory (the embedded examples) or S3.
+# Build: docker build -t higress-plugin-server .   Run: docker run -p 8080:8080 higress-plugin-server
+
+# --- build: bundle src/ with esbuild (dev dependencies live only in this stage) ---
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY scripts/build.mjs scripts/
+COPY src src
+RUN node scripts/build.mjs
+
+# --- runtime ---
+FROM node:22-bookworm-slim
+# curl: Higress's docker-compose health check runs `curl -sf http://127.0.0.1:8080/` inside the container.
+# tini: PID 1 that forwards SIGTERM to node and reaps zombies, so shutdown is graceful.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends curl tini \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production \
+    PORT=8080 \
+    HOST=0.0.0.0
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only (hono, @hono/node-server, @aws-sdk/client-s3); the bundle imports them.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist dist
+# The embedded default store (STORE unset): example plugins, served read-only.
+COPY examples/store examples/store
+# The image's own "node" user (uid 1000); nothing under /app is writable by it.
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD curl -sf http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/node.js"]
