@@ -1,5 +1,5 @@
 import fs, { createReadStream, type Stats } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -98,7 +98,17 @@ export class FileStore implements WritableStore {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.#path(key), { force: true });
+    const target = this.#path(key);
+    await rm(target, { force: true });
+    // Directories have no life of their own in object stores: drop the ones left empty,
+    // so listings match what S3 would list.
+    for (let dir = path.dirname(target); dir.startsWith(this.#root + path.sep); dir = path.dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break; // not empty (or already gone)
+      }
+    }
   }
 
   async list(prefix: string): Promise<Listing> {

@@ -26,6 +26,7 @@ declare module "vitest" {
   export interface ProvidedContext {
     s3: S3Service | null;
     goClient: string | null;
+    registryTools: boolean;
     missing: string[];
   }
 }
@@ -81,11 +82,16 @@ export default async function setup(project: TestProject) {
     missing.push("go (gateway-like client): run scripts/install-system-deps.sh");
   }
 
+  // The CNCF distribution registry, skopeo to push fixtures, htpasswd and openssl for its auth modes.
+  const registryTools = ["docker-registry", "skopeo", "htpasswd", "openssl"].every(has);
+  if (!registryTools) missing.push("docker-registry, skopeo, htpasswd, openssl (OCI registry): run scripts/install-system-deps.sh");
+
   if (missing.length > 0 && CI) throw new Error(`CI=true and required services are missing: ${missing.join("; ")}`);
   for (const m of missing) console.warn(`skipping tests that need ${m}`);
 
   project.provide("s3", s3);
   project.provide("goClient", goClient);
+  project.provide("registryTools", registryTools);
   project.provide("missing", missing);
 
   return async () => {

@@ -1,0 +1,58 @@
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import path from "node:path";
+
+export interface Credentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export type Challenge =
+  | { readonly scheme: "basic" }
+  | { readonly scheme: "bearer"; readonly realm: string; readonly service?: string; readonly scope?: string };
+
+/** Parses a WWW-Authenticate header (RFC 9110 section 11.6.1) into the challenge we can answer. */
+export function parseChallenge(header: string | null): Challenge | undefined {
+  if (!header) return undefined;
+  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
+  if (!m) return undefined;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme === "basic") return { scheme: "basic" };
+  if (scheme !== "bearer") return undefined;
+  const params: Record<string, string> = {};
+  for (const p of m[2]!.matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
+    params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? "").replace(/\\(.)/g, "$1");
+  }
+  if (!params.realm) return undefined;
+  return {
+    scheme: "bearer",
+    realm: params.realm,
+    ...(params.service ? { service: params.service } : {}),
+    ...(params.scope ? { scope: params.scope } : {}),
+  };
+}
+
+export const basicAuth = (c: Credentials) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
+
+/** Credentials for a registry host from a Docker config.json (`auths.<host>.auth` or username/password). */
+export async function dockerConfigCredentials(file?: string): Promise<Map<string, Credentials>> {
+  const location = file ?? path.join(process.env.DOCKER_CONFIG ?? path.join(homedir(), ".docker"), "config.json");
+  let config: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  try {
+    config = JSON.parse(await readFile(location, "utf8"));
+  } catch {
+    return new Map();
+  }
+  const result = new Map<string, Credentials>();
+  for (const [key, entry] of Object.entries(config.auths ?? {})) {
+    const host = key.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
+    if (entry.auth) {
+      const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      if (colon > 0) result.set(host, { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) });
+    } else if (entry.username && entry.password) {
+      result.set(host, { username: entry.username, password: entry.password });
+    }
+  }
+  return result;
+}

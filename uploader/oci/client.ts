@@ -1,0 +1,209 @@
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { RegistryError } from "../errors.ts";
+import { basicAuth, parseChallenge, type Credentials } from "./auth.ts";
+import { MANIFEST_ACCEPT } from "./media-types.ts";
+import { formatReference, type ImageReference } from "./reference.ts";
+
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly annotations?: Readonly<Record<string, string>>;
+  readonly platform?: { readonly os?: string; readonly architecture?: string; readonly variant?: string };
+}
+
+export interface RegistryClientOptions {
+  /** Hosts (`host:port`) reached over plain HTTP; everything else uses HTTPS. */
+  readonly plainHttp?: ReadonlySet<string>;
+  /** Credentials for a registry host, or undefined for anonymous access. */
+  readonly credentials?: (host: string, repository: string) => Credentials | undefined;
+  /** Attempts for network errors and 5xx answers (with exponential backoff). */
+  readonly attempts?: number;
+  readonly backoffMs?: number;
+  readonly timeoutMs?: number;
+}
+
+interface Token {
+  readonly value: string;
+  readonly expires: number;
+}
+
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_REDIRECTS = 5;
+
+/**
+ * The distribution API on fetch: manifests and blobs, verified by sha256, with Basic and
+ * Bearer-token auth (tokens per repository scope, renewed on expiry) and retries.
+ */
+export class RegistryClient {
+  readonly #tokens = new Map<string, Token>();
+  readonly #options: Required<Omit<RegistryClientOptions, "credentials">> & Pick<RegistryClientOptions, "credentials">;
+
+  constructor(options: RegistryClientOptions = {}) {
+    this.#options = {
+      plainHttp: options.plainHttp ?? new Set(),
+      attempts: options.attempts ?? 4,
+      backoffMs: options.backoffMs ?? 500,
+      timeoutMs: options.timeoutMs ?? 60_000,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+    };
+  }
+
+  /** The manifest bytes exactly as served, checked against the requested digest or Docker-Content-Digest. */
+  async manifest(ref: ImageReference, reference = ref.digest ?? ref.tag!): Promise<{ bytes: Uint8Array; digest: string; mediaType: string }> {
+    const res = await this.#request(ref, `manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
+    const bytes = await readBounded(res, MAX_MANIFEST_BYTES, `manifest of ${formatReference(ref)}`);
+    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    const expected = reference.startsWith("sha256:") ? reference : res.headers.get("docker-content-digest");
+    if (expected && expected !== digest) {
+      throw new RegistryError(`manifest of ${formatReference(ref)} has digest ${digest}, expected ${expected}: refusing it`);
+    }
+    let mediaType = res.headers.get("content-type")?.split(";")[0]?.trim() ?? "";
+    try {
+      mediaType = (JSON.parse(new TextDecoder().decode(bytes)) as { mediaType?: string }).mediaType ?? mediaType;
+    } catch {
+      throw new RegistryError(`manifest of ${formatReference(ref)} is not JSON`);
+    }
+    return { bytes, digest, mediaType };
+  }
+
+  /** A blob, streamed and verified against its descriptor's digest and size. */
+  async blob(ref: ImageReference, descriptor: Descriptor, maxBytes: number): Promise<Uint8Array> {
+    if (!/^sha256:[0-9a-f]{64}$/.test(descriptor.digest)) {
+      throw new RegistryError(`blob digest ${descriptor.digest} is not a sha256 digest`);
+    }
+    if (descriptor.size > maxBytes) {
+      throw new RegistryError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${maxBytes} byte limit`);
+    }
+    const res = await this.#request(ref, `blobs/${descriptor.digest}`, {});
+    const bytes = await readBounded(res, maxBytes, `blob ${descriptor.digest}`);
+    const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if (actual !== descriptor.digest || bytes.length !== descriptor.size) {
+      throw new RegistryError(
+        `blob ${descriptor.digest} of ${formatReference(ref)} does not verify: got ${bytes.length} bytes with digest ${actual}`,
+      );
+    }
+    return bytes;
+  }
+
+  async #request(ref: ImageReference, path: string, headers: Record<string, string>): Promise<Response> {
+    const scheme = this.#options.plainHttp.has(ref.host) ? "http" : "https";
+    const url = `${scheme}://${ref.host}/v2/${ref.repository}/${path}`;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.#options.attempts; attempt++) {
+      try {
+        const res = await this.#authorized(ref, url, headers);
+        if (res.status >= 500 && attempt < this.#options.attempts) {
+          await res.body?.cancel();
+          lastError = new RegistryError(`${url}: HTTP ${res.status}`, res.status);
+        } else if (!res.ok) {
+          const text = (await res.text().catch(() => "")).slice(0, 300).trim();
+          throw new RegistryError(`${url}: HTTP ${res.status}${text ? `: ${text}` : ""}`, res.status);
+        } else {
+          return res;
+        }
+      } catch (error) {
+        if (error instanceof RegistryError && error.status !== undefined && error.status < 500) throw error;
+        lastError = error;
+      }
+      if (attempt < this.#options.attempts) await sleep(this.#options.backoffMs * 2 ** (attempt - 1));
+    }
+    if (lastError instanceof RegistryError) throw lastError;
+    throw new RegistryError(`${url}: ${(lastError as Error)?.message ?? lastError}`, undefined, { cause: lastError });
+  }
+
+  /** One request with whatever auth the registry asks for, following redirects by hand. */
+  async #authorized(ref: ImageReference, url: string, headers: Record<string, string>): Promise<Response> {
+    const scopeKey = `${ref.host}/${ref.repository}`;
+    const creds = this.#options.credentials?.(ref.host, ref.repository);
+    let auth = this.#cachedToken(scopeKey);
+    let res = await this.#follow(url, headers, auth);
+    if (res.status === 401) {
+      await res.body?.cancel();
+      const challenge = parseChallenge(res.headers.get("www-authenticate"));
+      if (challenge?.scheme === "basic") {
+        if (!creds) throw new RegistryError(`${ref.host} needs a username and password (Basic auth)`, 401);
+        auth = basicAuth(creds);
+      } else if (challenge?.scheme === "bearer") {
+        auth = await this.#token(scopeKey, challenge, `repository:${ref.repository}:pull`, creds);
+      } else {
+        throw new RegistryError(`${url}: HTTP 401 with an authentication scheme we cannot answer`, 401);
+      }
+      res = await this.#follow(url, headers, auth);
+      if (res.status === 401 || res.status === 403) {
+        await res.body?.cancel();
+        throw new RegistryError(
+          `${ref.host} refused ${creds ? `the credentials of ${creds.username}` : "anonymous access"} for ${ref.repository} (HTTP ${res.status})`,
+          res.status,
+        );
+      }
+    }
+    return res;
+  }
+
+  /** Follows redirects manually: Authorization goes only to the registry's own origin. */
+  async #follow(url: string, headers: Record<string, string>, auth: string | undefined): Promise<Response> {
+    const origin = new URL(url).origin;
+    let current = url;
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const sameOrigin = new URL(current).origin === origin;
+      const res = await fetch(current, {
+        headers: { ...headers, ...(auth && sameOrigin ? { Authorization: auth } : {}) },
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.#options.timeoutMs),
+      });
+      const location = res.headers.get("location");
+      if (res.status < 300 || res.status >= 400 || !location) return res;
+      await res.body?.cancel();
+      current = new URL(location, current).toString();
+    }
+    throw new RegistryError(`${url}: more than ${MAX_REDIRECTS} redirects`);
+  }
+
+  #cachedToken(key: string): string | undefined {
+    const token = this.#tokens.get(key);
+    return token && token.expires > Date.now() ? token.value : undefined;
+  }
+
+  async #token(key: string, challenge: { realm: string; service?: string }, scope: string, creds?: Credentials) {
+    const realm = new URL(challenge.realm);
+    if (challenge.service) realm.searchParams.set("service", challenge.service);
+    realm.searchParams.set("scope", scope);
+    const res = await fetch(realm, {
+      headers: creds ? { Authorization: basicAuth(creds) } : {},
+      signal: AbortSignal.timeout(this.#options.timeoutMs),
+    });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new RegistryError(
+        `token service ${realm.origin} refused ${creds ? `the credentials of ${creds.username}` : "an anonymous token"} for ${scope} (HTTP ${res.status})`,
+        res.status,
+      );
+    }
+    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RegistryError(`token service ${realm.origin} answered without a token`);
+    // Renew a little early; the spec's default lifetime is 60 seconds.
+    const lifetime = Math.max(10, (body.expires_in ?? 60) - 5) * 1000;
+    const value = `Bearer ${token}`;
+    this.#tokens.set(key, { value, expires: Date.now() + lifetime });
+    return value;
+  }
+}
+
+async function readBounded(res: Response, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel();
+    throw new RegistryError(`${what} is ${declared} bytes, over the ${max} byte limit`);
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body ?? []) {
+    total += chunk.length;
+    if (total > max) throw new RegistryError(`${what} is over the ${max} byte limit`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}

@@ -1,0 +1,98 @@
+import { gunzipSync } from "node:zlib";
+import { checkFile } from "../../src/core/names.ts";
+import { readTar } from "../archive/tar.ts";
+import { ArtifactError, RegistryError } from "../errors.ts";
+import { MAX_WASM_BYTES, validateWasm } from "../wasm.ts";
+import type { Descriptor, RegistryClient } from "./client.ts";
+import { DOCKER_LIST, OCI_INDEX, TAR_GZIP_LAYERS, TAR_LAYERS, TITLE, WASM_CONTENT_LAYER } from "./media-types.ts";
+import { formatReference, type ImageReference } from "./reference.ts";
+
+/** A plugin pulled from a registry and verified: the module, the files published beside it, where it came from. */
+export interface PulledPlugin {
+  readonly wasm: Uint8Array;
+  /** README*.md, spec.yaml, icon.png from their own layers (the reference server drops them). */
+  readonly extras: ReadonlyMap<string, Uint8Array>;
+  readonly source: string;
+  /** Digest of the image manifest the bytes came from (inside an index, the chosen image's). */
+  readonly manifestDigest: string;
+}
+
+interface ImageManifest {
+  readonly mediaType?: string;
+  readonly config?: Descriptor;
+  readonly layers?: readonly Descriptor[];
+  readonly manifests?: readonly Descriptor[];
+}
+
+const MAX_EXTRA_BYTES = 8 * 1024 * 1024;
+const EXTRA_TITLE = /^(README(_[A-Za-z-]+)?\.md|spec\.ya?ml|icon\.(png|svg))$/i;
+
+export async function pullPlugin(client: RegistryClient, ref: ImageReference): Promise<PulledPlugin> {
+  const where = formatReference(ref);
+  let { bytes, digest, mediaType } = await client.manifest(ref);
+  let manifest = parse(bytes, where);
+  if (mediaType === OCI_INDEX || mediaType === DOCKER_LIST || manifest.manifests) {
+    const chosen = chooseImage(manifest.manifests ?? [], where);
+    ({ bytes, digest } = await client.manifest(ref, chosen.digest));
+    manifest = parse(bytes, where);
+  }
+  const layers = manifest.layers ?? [];
+  if (layers.length === 0) throw new ArtifactError(`${where} has no layers`);
+
+  const extras = new Map<string, Uint8Array>();
+  for (const layer of layers) {
+    const title = layer.annotations?.[TITLE];
+    if (title && EXTRA_TITLE.test(title) && !checkFile(title) && layer.size <= MAX_EXTRA_BYTES) {
+      extras.set(title, await client.blob(ref, layer, MAX_EXTRA_BYTES));
+    }
+  }
+
+  const wasm = await findWasm(client, ref, manifest, where);
+  validateWasm(wasm, `plugin.wasm of ${where}`);
+  return { wasm, extras, source: where, manifestDigest: digest };
+}
+
+function parse(bytes: Uint8Array, where: string): ImageManifest {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as ImageManifest;
+  } catch {
+    throw new RegistryError(`manifest of ${where} is not JSON`);
+  }
+}
+
+/** An index or manifest list: linux/amd64, or the only real image; attestations are skipped. */
+function chooseImage(entries: readonly Descriptor[], where: string): Descriptor {
+  const images = entries.filter(
+    (e) =>
+      e.platform?.os !== "unknown" &&
+      e.annotations?.["vnd.docker.reference.type"] !== "attestation-manifest",
+  );
+  const amd64 = images.find((e) => e.platform?.os === "linux" && e.platform.architecture === "amd64");
+  if (amd64) return amd64;
+  if (images.length === 1) return images[0]!;
+  const platforms = images.map((e) => `${e.platform?.os ?? "?"}/${e.platform?.architecture ?? "?"}`).join(", ");
+  throw new ArtifactError(`${where} is an index without a linux/amd64 image or a single image (has: ${platforms || "none"})`);
+}
+
+/** The formats of higress-compat.md section 5, in order: wasm content layer, then tar layers from the last. */
+async function findWasm(client: RegistryClient, ref: ImageReference, manifest: ImageManifest, where: string): Promise<Uint8Array> {
+  const layers = manifest.layers ?? [];
+  const content = layers.find((l) => l.mediaType === WASM_CONTENT_LAYER);
+  if (content) return client.blob(ref, content, MAX_WASM_BYTES);
+
+  const tars = layers.filter((l) => TAR_GZIP_LAYERS.has(l.mediaType) || TAR_LAYERS.has(l.mediaType)).reverse();
+  for (const layer of tars) {
+    const blob = await client.blob(ref, layer, MAX_WASM_BYTES);
+    let archive: Uint8Array;
+    try {
+      archive = TAR_GZIP_LAYERS.has(layer.mediaType) ? gunzipSync(blob, { maxOutputLength: MAX_WASM_BYTES + (1 << 20) }) : blob;
+    } catch (error) {
+      throw new ArtifactError(`layer ${layer.digest} of ${where} is not valid gzip: ${(error as Error).message}`);
+    }
+    const files = [...readTar(archive)].filter((e) => e.type === "file");
+    const found = files.find((e) => e.name.split("/").pop() === "plugin.wasm") ?? files.find((e) => e.name.endsWith(".wasm"));
+    if (found) return found.data;
+  }
+  const types = [...new Set(layers.map((l) => l.mediaType))].join(", ");
+  throw new ArtifactError(`${where} has no wasm: no wasm content layer and no plugin.wasm or *.wasm in its tar layers (layers: ${types})`);
+}

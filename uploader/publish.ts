@@ -1,0 +1,126 @@
+import { gzipSync } from "node:zlib";
+import { parseAliases } from "../src/core/aliases.ts";
+import { contentTypeFor } from "../src/core/content-type.ts";
+import { aliasesKey, fileKey, METADATA_JSON, METADATA_TEXT, WASM, WASM_GZIP } from "../src/core/layout.ts";
+import { parseMetadataJson, renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
+import type { WritableStore } from "../src/storage/store.ts";
+import { UploaderError } from "./errors.ts";
+import { md5Hex, sha256Hex } from "./digest.ts";
+import { validateWasm } from "./wasm.ts";
+
+export interface PluginVersion {
+  readonly name: string;
+  readonly version: string;
+  readonly wasm: Uint8Array;
+  readonly extras: ReadonlyMap<string, Uint8Array>;
+  readonly source: string;
+  readonly manifestDigest?: string;
+}
+
+export type PublishStatus = "published" | "unchanged";
+
+export interface PublishResult {
+  readonly status: PublishStatus;
+  readonly sha256: string;
+  readonly metadata: PluginMetadata;
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+/** The metadata.json a store holds for a version, if it is one we wrote and can trust. */
+export async function storedMetadata(store: WritableStore, name: string, version: string): Promise<PluginMetadata | undefined> {
+  const object = await store.get(fileKey(name, version, METADATA_JSON));
+  if (!object?.body) return undefined;
+  return parseMetadataJson(await new Response(object.body).text());
+}
+
+/**
+ * Publishes one version. Writes go in an order readers can live with: plugin.wasm first,
+ * then its gzip variant and the extra files, metadata.json last as the commit marker (a rerun
+ * redoes any version without it). Each object is read back and checked. A new version that
+ * fails half-way is removed again, so it is either all there or not there.
+ */
+export async function publishVersion(
+  store: WritableStore,
+  plugin: PluginVersion,
+  options: { force?: boolean; now?: Date } = {},
+): Promise<PublishResult> {
+  validateWasm(plugin.wasm, `${plugin.name} ${plugin.version}`);
+  const sha256 = sha256Hex(plugin.wasm);
+  const existing = await storedMetadata(store, plugin.name, plugin.version);
+  if (existing && existing.sha256 === sha256 && !options.force) {
+    const wasm = await store.head(fileKey(plugin.name, plugin.version, WASM));
+    if (wasm?.size === plugin.wasm.length) return { status: "unchanged", sha256, metadata: existing };
+  }
+
+  const now = (options.now ?? new Date()).toISOString();
+  const metadata: PluginMetadata = {
+    name: plugin.name,
+    version: plugin.version,
+    size: plugin.wasm.length,
+    md5: md5Hex(plugin.wasm),
+    sha256,
+    created: existing?.created ?? now,
+    lastModified: now,
+    source: plugin.source,
+    ...(plugin.manifestDigest ? { manifestDigest: plugin.manifestDigest } : {}),
+  };
+  const key = (file: string) => fileKey(plugin.name, plugin.version, file);
+  const written: string[] = [];
+  const put = async (file: string, data: Uint8Array) => {
+    await putVerified(store, key(file), data);
+    written.push(key(file));
+  };
+  try {
+    // A stale gzip variant must not outlive the module it was made from.
+    if (existing) await store.delete(key(WASM_GZIP));
+    await put(WASM, plugin.wasm);
+    await put(WASM_GZIP, gzipSync(plugin.wasm, { level: 9 }));
+    for (const [file, data] of plugin.extras) await put(file, data);
+    await put(METADATA_TEXT, text(renderMetadataText(metadata)));
+    await put(METADATA_JSON, text(`${JSON.stringify(metadata, null, 2)}\n`));
+  } catch (error) {
+    if (!existing) await Promise.all(written.map((k) => store.delete(k).catch(() => {})));
+    throw error;
+  }
+  return { status: "published", sha256, metadata };
+}
+
+/** Writes an object and reads it back: the size must match, and the bytes (or S3's MD5 ETag). */
+export async function putVerified(store: WritableStore, key: string, data: Uint8Array): Promise<void> {
+  const written = await store.put(key, data, { contentType: contentTypeFor(key) });
+  const info = await store.head(key);
+  if (!info || info.size !== data.length) {
+    throw new UploaderError(`${key} did not verify after upload: expected ${data.length} bytes, store has ${info?.size ?? "nothing"}`);
+  }
+  const md5 = /^"([0-9a-f]{32})"$/.exec(written.etag)?.[1];
+  if (md5) {
+    if (md5 !== md5Hex(data)) throw new UploaderError(`${key} did not verify after upload: MD5 differs`);
+    return;
+  }
+  const object = await store.get(key);
+  const back = object?.body ? new Uint8Array(await new Response(object.body).arrayBuffer()) : new Uint8Array();
+  if (sha256Hex(back) !== sha256Hex(data)) throw new UploaderError(`${key} did not verify after upload: content differs`);
+}
+
+/**
+ * Writes the plugin's aliases.json: merged into what is there, or replacing it (prune).
+ * Every target must be a version in the store.
+ */
+export async function publishAliases(
+  store: WritableStore,
+  name: string,
+  aliases: Readonly<Record<string, string>>,
+  options: { replace?: boolean } = {},
+): Promise<void> {
+  const current = options.replace ? null : await store.get(aliasesKey(name));
+  const merged = { ...(current?.body ? parseAliases(name, await new Response(current.body).text()) : {}), ...aliases };
+  for (const [from, to] of Object.entries(merged)) {
+    if (!(await store.head(fileKey(name, to, WASM)))) {
+      throw new UploaderError(`alias ${name} ${from} -> ${to}: version ${to} is not in the store`);
+    }
+  }
+  const body = `${JSON.stringify({ aliases: Object.fromEntries(Object.entries(merged).sort()) }, null, 2)}\n`;
+  parseAliases(name, body); // the server must accept what we write
+  await putVerified(store, aliasesKey(name), text(body));
+}
