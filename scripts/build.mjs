@@ -1,5 +1,5 @@
-// Bundles the two entries with esbuild: dist/node.js (dependencies stay external and come from
-// node_modules) and dist/worker.js (self-contained, as wrangler would bundle it). Fails if the
+// Bundles the entries with esbuild: dist/node.js and dist/uploader.js (dependencies stay external
+// and come from node_modules) and dist/worker.js (self-contained, as wrangler would bundle it). Fails if the
 // worker bundle would contain the AWS SDK or any Node built-in.
 import { build } from "esbuild";
 
@@ -9,6 +9,15 @@ await build({
   ...common,
   entryPoints: ["src/node.ts"],
   outfile: "dist/node.js",
+  platform: "node",
+  target: "node20",
+  packages: "external",
+});
+
+await build({
+  ...common,
+  entryPoints: ["uploader/cli.ts"],
+  outfile: "dist/uploader.js",
   platform: "node",
   target: "node20",
   packages: "external",

@@ -3,6 +3,7 @@ import { checkName, checkVersion } from "../src/core/names.ts";
 import { UsageError } from "./errors.ts";
 import type { Credentials } from "./oci/auth.ts";
 import { parseReference, type ImageReference } from "./oci/reference.ts";
+import defaultConfig from "./plugins.default.json" with { type: "json" };
 
 /** What a sync should make true in the store, parsed and validated from a config file. */
 export interface SyncPlan {
@@ -24,9 +25,12 @@ export interface PluginSource {
   readonly credentials?: Credentials;
 }
 
-export const DEFAULT_CONFIG = new URL("./plugins.default.json", import.meta.url);
+/** The default configuration ships inside the bundle: every official plugin and Console version. */
+export const DEFAULT_CONFIG_NAME = "the default official configuration (uploader/plugins.default.json)";
 
-export async function loadPlan(file: string | URL, env: NodeJS.ProcessEnv = process.env): Promise<SyncPlan> {
+/** Reads a config: plugins.properties, or JSON by its extension; no file means the default official one. */
+export async function loadPlan(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<SyncPlan> {
+  if (file === undefined) return parseJsonConfig(JSON.stringify(defaultConfig), DEFAULT_CONFIG_NAME, env);
   let text: string;
   try {
     text = await readFile(file, "utf8");

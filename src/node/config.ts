@@ -29,89 +29,104 @@ export class ConfigError extends Error {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function loadConfig(env: Env): ServerConfig {
-  const problems: string[] = [];
-  const get = (name: string) => {
-    const value = env[name];
-    return value === undefined || value.trim() === "" ? undefined : value.trim();
-  };
+/** Reads variables, collecting every problem instead of stopping at the first. */
+export class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
 
-  const integer = (name: string, fallback: number, min: number, max: number) => {
-    const text = get(name);
+  get(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const text = this.get(name);
     if (text === undefined) return fallback;
     const value = Number(text);
     if (!/^\d+$/.test(text) || value < min || value > max) {
-      problems.push(`${name}=${text} is not a whole number from ${min} to ${max}`);
+      this.problems.push(`${name}=${text} is not a whole number from ${min} to ${max}`);
       return fallback;
     }
     return value;
-  };
+  }
 
-  const boolean = (name: string, fallback: boolean) => {
-    const text = get(name)?.toLowerCase();
+  boolean(name: string, fallback: boolean): boolean {
+    const text = this.get(name)?.toLowerCase();
     if (text === undefined) return fallback;
     if (["1", "true", "yes", "on"].includes(text)) return true;
     if (["0", "false", "no", "off"].includes(text)) return false;
-    problems.push(`${name}=${text} is not a boolean (use true or false)`);
+    this.problems.push(`${name}=${text} is not a boolean (use true or false)`);
     return fallback;
-  };
+  }
 
-  let store: StoreLocation | undefined;
-  const storeText = get("STORE");
-  if (storeText !== undefined) {
+  store(name: string): StoreLocation | undefined {
+    const text = this.get(name);
+    if (text === undefined) return undefined;
     try {
-      store = parseStoreLocation(storeText);
+      return parseStoreLocation(text);
     } catch (error) {
       if (!(error instanceof LocationError)) throw error;
-      problems.push(`STORE=${storeText} ${error.message}`);
+      this.problems.push(`${name}=${text} ${error.message}`);
+      return undefined;
     }
   }
 
-  const endpoint = get("S3_ENDPOINT");
-  if (endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      // reported below
+  /** The S3 connection variables, shared by the server and the uploader. */
+  s3(): S3Settings {
+    const endpoint = this.get("S3_ENDPOINT");
+    if (endpoint !== undefined) {
+      let url: URL | undefined;
+      try {
+        url = new URL(endpoint);
+      } catch {
+        // reported below
+      }
+      if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+        this.problems.push(`S3_ENDPOINT=${endpoint} is not an http:// or https:// URL`);
+      } else if (url.username || url.password) {
+        this.problems.push("S3_ENDPOINT must not carry credentials; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+      }
     }
-    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-      problems.push(`S3_ENDPOINT=${endpoint} is not an http:// or https:// URL`);
-    } else if (url.username || url.password) {
-      problems.push("S3_ENDPOINT must not carry credentials; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    const accessKeyId = this.get("AWS_ACCESS_KEY_ID");
+    const secretAccessKey = this.get("AWS_SECRET_ACCESS_KEY");
+    if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+      this.problems.push(
+        `${accessKeyId === undefined ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY"} is missing: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default AWS credential chain`,
+      );
     }
-  }
-
-  const accessKeyId = get("AWS_ACCESS_KEY_ID");
-  const secretAccessKey = get("AWS_SECRET_ACCESS_KEY");
-  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
-    problems.push(
-      `${accessKeyId === undefined ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY"} is missing: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither to use the default AWS credential chain`,
-    );
-  }
-
-  const cacheControl = get("CACHE_CONTROL") ?? DEFAULT_CACHE_CONTROL;
-  if (/[\r\n\0]/.test(cacheControl)) problems.push("CACHE_CONTROL must be a single header value line");
-
-  const logFormat = get("LOG_FORMAT") ?? "text";
-  if (logFormat !== "text" && logFormat !== "json") problems.push(`LOG_FORMAT=${logFormat} must be text or json`);
-
-  const config: ServerConfig = {
-    port: integer("PORT", 8080, 0, 65535),
-    host: get("HOST") ?? "0.0.0.0",
-    store,
-    s3: {
+    return {
       ...(endpoint ? { endpoint } : {}),
-      region: get("S3_REGION") ?? get("AWS_REGION") ?? "us-east-1",
+      region: this.get("S3_REGION") ?? this.get("AWS_REGION") ?? "us-east-1",
       // MinIO and radosgw need path-style addressing; AWS itself prefers virtual-hosted style.
-      forcePathStyle: boolean("S3_FORCE_PATH_STYLE", endpoint !== undefined),
+      forcePathStyle: this.boolean("S3_FORCE_PATH_STYLE", endpoint !== undefined),
       ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
-      maxSockets: integer("S3_MAX_SOCKETS", 256, 1, 65535),
-    },
+      maxSockets: this.integer("S3_MAX_SOCKETS", 256, 1, 65535),
+    };
+  }
+
+  /** Throws every collected problem at once. */
+  check(): void {
+    if (this.problems.length > 0) throw new ConfigError(this.problems);
+  }
+}
+
+export function loadConfig(env: Env): ServerConfig {
+  const read = new EnvReader(env);
+  const store = read.store("STORE");
+  const s3 = read.s3();
+  const cacheControl = read.get("CACHE_CONTROL") ?? DEFAULT_CACHE_CONTROL;
+  if (/[\r\n\0]/.test(cacheControl)) read.problems.push("CACHE_CONTROL must be a single header value line");
+  const logFormat = read.get("LOG_FORMAT") ?? "text";
+  if (logFormat !== "text" && logFormat !== "json") read.problems.push(`LOG_FORMAT=${logFormat} must be text or json`);
+  const config: ServerConfig = {
+    port: read.integer("PORT", 8080, 0, 65535),
+    host: read.get("HOST") ?? "0.0.0.0",
+    store,
+    s3,
     cacheControl,
     logFormat: logFormat === "json" ? "json" : "text",
-    shutdownGraceMs: integer("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600) * 1000,
+    shutdownGraceMs: read.integer("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600) * 1000,
   };
-  if (problems.length > 0) throw new ConfigError(problems);
+  read.check();
   return config;
 }

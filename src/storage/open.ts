@@ -1,14 +1,18 @@
-import { stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import { FileStore } from "./fs.ts";
 import { LocationError, type StoreLocation } from "./location.ts";
 import { S3Store, type S3StoreOptions } from "./s3.ts";
-import type { Store } from "./store.ts";
+import type { WritableStore } from "./store.ts";
 
 export type S3Connection = Omit<S3StoreOptions, "bucket" | "prefix">;
 
-/** Builds the backend for a parsed location (Node only: it pulls in the file system and the AWS SDK). */
-export async function openStore(location: StoreLocation, s3: S3Connection): Promise<Store> {
+/**
+ * Builds the backend for a parsed location (Node only: it pulls in the file system and the AWS SDK).
+ * `create` makes a missing directory (the uploader's target) instead of refusing it (the server's store).
+ */
+export async function openStore(location: StoreLocation, s3: S3Connection, options: { create?: boolean } = {}): Promise<WritableStore> {
   if (location.kind === "s3") return new S3Store({ ...s3, bucket: location.bucket, prefix: location.prefix });
+  if (options.create) await mkdir(location.root, { recursive: true });
   const stats = await stat(location.root).catch(() => undefined);
   if (!stats) throw new LocationError(`directory ${location.root} does not exist`);
   if (!stats.isDirectory()) throw new LocationError(`${location.root} is not a directory`);

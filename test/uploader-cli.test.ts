@@ -1,0 +1,236 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, writeFile, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { readTar, writeTar } from "../uploader/archive/tar.ts";
+import { mapPool } from "../uploader/pool.ts";
+import { CONSOLE_VERSIONS } from "./support/compat.ts";
+import { sha256 } from "./support/fixtures.ts";
+import { request } from "./support/http.ts";
+import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
+import { push, startRegistry, type Registry } from "./support/registry.ts";
+import { ROOT, s3Env, seedBucket, startNode, type NodeServer } from "./support/targets.ts";
+import { wasmModule } from "./support/wasm.ts";
+
+/** The plugin-uploader command as users run it, end to end: registry -> uploader -> store -> server -> Go client. */
+
+const run = promisify(execFile);
+const tools = inject("registryTools");
+const s3 = inject("s3");
+const goClient = inject("goClient");
+const OFFICIAL = "higress-registry.cn-hangzhou.cr.aliyuncs.com";
+const DEFAULT_CONFIG = JSON.parse(await readFile(path.join(ROOT, "uploader/plugins.default.json"), "utf8")) as {
+  plugins: Record<string, { versions: Record<string, string>; aliases?: Record<string, string> }>;
+};
+
+interface Cli {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Cli> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, "dist/uploader.js"), ...args], {
+      env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...env },
+      maxBuffer: 16 << 20,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const tempDir = (prefix: string) => mkdtemp(path.join(tmpdir(), prefix));
+
+describe("usage and configuration errors exit 2 with a message", () => {
+  test.each([
+    [["bogus"], 'unknown command "bogus"'],
+    [["sync", "--nope"], "Unknown option '--nope'"],
+    [["sync", "--config", "/no/such/file.properties", "--to", "/tmp/x"], "cannot read config /no/such/file.properties"],
+    [["sync", "--concurrency", "0", "--to", "/tmp/x"], "--concurrency takes a whole number from 1 to 64"],
+    [["sync"], "no target store: pass --to <store> or set STORE"],
+    [["sync", "--to", "ftp://x/y"], 'scheme "ftp:" is not supported'],
+    [["sync", "--to", "/tmp/x", "--mirror", "nohost"], "--mirror takes <left>=<right>"],
+    [["import-dir", "/no/such/dir", "--to", "/tmp/x"], "/no/such/dir does not exist"],
+    [["export"], "export needs --out"],
+  ])("%j", async (args, message) => {
+    const result = await cli(args);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  test("a bad plugins.properties line names the file and line", async () => {
+    const dir = await tempDir("props-");
+    await writeFile(path.join(dir, "plugins.properties"), "# ok\nkey-auth=oci://host/plugins/key-auth:2.0.0\nbad line\n");
+    const result = await cli(["sync", "--config", path.join(dir, "plugins.properties"), "--to", dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("plugins.properties:3: expected <name>=oci://");
+  });
+
+  test("the default configuration answers every version any Console release asks for", () => {
+    for (const [name, versions] of Object.entries(CONSOLE_VERSIONS)) {
+      const entry = DEFAULT_CONFIG.plugins[name];
+      expect(entry, name).toBeDefined();
+      for (const v of versions) {
+        const target = entry!.versions[v] ? v : entry!.aliases?.[v];
+        expect(target && entry!.versions[target], `${name} ${v}`).toBeTruthy();
+      }
+    }
+  });
+});
+
+describe.skipIf(!tools)("plugin-uploader against a registry", () => {
+  let registry: Registry;
+  const servers: NodeServer[] = [];
+  /** repository:tag -> wasm pushed there */
+  const pushed = new Map<string, Uint8Array>();
+
+  beforeAll(async () => {
+    registry = await startRegistry();
+    // Every image the default configuration names, as the official registry holds them.
+    const images = [...new Set(Object.values(DEFAULT_CONFIG.plugins).flatMap((p) => Object.values(p.versions)))].map((ref) =>
+      ref.replace(`oci://${OFFICIAL}/`, ""),
+    );
+    await mapPool(images, 4, async (image) => {
+      const wasm = wasmModule(1000 + pushed.size, pushed.size + 1000);
+      pushed.set(image, wasm);
+      const dir = await tempDir("layout-");
+      const tag = image.split(":")[1]!;
+      await writeOciLayout(dir, tag, orasPlugin(wasm).manifest, orasPlugin(wasm).blobs);
+      await push(`oci:${dir}:${tag}`, registry, image);
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await registry?.stop();
+  });
+
+  const mirrorArgs = () => ["--mirror", `${OFFICIAL}=${registry.host}`, "--plain-http", registry.host];
+
+  test("sync with no --config mirrors every official plugin; every Console URL then serves wasm", async () => {
+    const dir = await tempDir("official-");
+    const result = await cli(["sync", "--to", `file:${dir}`, "--concurrency", "8", "--json", ...mirrorArgs()]);
+    expect(result.stderr).not.toContain("failed ");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.failed).toBe(0);
+    expect(report.versions.length).toBe(pushed.size);
+    expect(result.stderr.split("\n").filter((l) => l.startsWith("published")).length).toBe(pushed.size);
+
+    const server = await startNode("official", { STORE: `file:${dir}` });
+    servers.push(server);
+    for (const [name, versions] of Object.entries(CONSOLE_VERSIONS)) {
+      for (const version of versions) {
+        const res = await request(`${server.url}/plugins/${name}/${version}/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } });
+        expect(res.status, `${name} ${version}`).toBe(200);
+        const entry = DEFAULT_CONFIG.plugins[name]!;
+        const served = entry.versions[version] ? version : entry.aliases![version]!;
+        const image = entry.versions[served]!.replace(`oci://${OFFICIAL}/`, "");
+        expect(sha256(res.body), `${name} ${version}`).toBe(sha256(pushed.get(image)!));
+      }
+    }
+    // A second run changes nothing.
+    const again = await cli(["sync", "--to", dir, "--json", ...mirrorArgs()]);
+    expect(JSON.parse(again.stdout).versions.every((v: { status: string }) => v.status === "unchanged")).toBe(true);
+  });
+
+  test("one failing plugin: exit 1, the failure named, the others published", async () => {
+    const dir = await tempDir("props-");
+    const config = path.join(dir, "plugins.properties");
+    await writeFile(config, `key-auth=oci://${OFFICIAL}/plugins/key-auth:2.0.0\nmissing=oci://${OFFICIAL}/plugins/does-not-exist:1.0.0\n`);
+    const result = await cli(["sync", "--config", config, "--to", path.join(dir, "store"), ...mirrorArgs()]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("FAILED missing 1.0.0:");
+    expect(result.stdout).toMatch(/2 versions: 1 published/);
+    expect(await readdir(path.join(dir, "store/plugins"))).toEqual(["key-auth"]);
+  });
+
+  test.skipIf(!s3 || !goClient)("sync plugins.properties to S3; the server and a Go client get the registry's bytes", async () => {
+    const dir = await tempDir("props-");
+    const config = path.join(dir, "plugins.properties");
+    await writeFile(config, `key-auth=oci://${OFFICIAL}/plugins/key-auth:2.0.0\njson-converter=oci://${OFFICIAL}/plugins/jsonrpc-converter:2.0.0\n`);
+    const { store } = await seedBucket(s3!, new Map());
+    const result = await cli(["sync", "--config", config, "--to", store, ...mirrorArgs()], s3Env(s3!));
+    expect(result.code, result.stderr).toBe(0);
+    const server = await startNode("s3", { STORE: store, ...s3Env(s3!) });
+    servers.push(server);
+    for (const [url, image] of [
+      ["/plugins/key-auth/1.0.0/plugin.wasm", "plugins/key-auth:2.0.0"],
+      ["/plugins/key-auth/2.0.0/plugin.wasm", "plugins/key-auth:2.0.0"],
+      ["/plugins/json-converter/1.0.0/plugin.wasm", "plugins/jsonrpc-converter:2.0.0"],
+    ] as const) {
+      const { stdout } = await run(goClient!, [`${server.url}${url}`]);
+      expect(JSON.parse(stdout), url).toMatchObject({ status: 200, uncompressed: true, wasmMagic: true, sha256: sha256(pushed.get(image)!) });
+    }
+    const text = (await request(`${server.url}/plugins/key-auth/2.0.0/metadata.txt`)).body.toString();
+    expect(text).toContain(`Source: oci://${registry.host}/plugins/key-auth:2.0.0`);
+    expect(text).toContain(`SHA256: ${sha256(pushed.get("plugins/key-auth:2.0.0")!)}`);
+  });
+
+  test("an offline bundle round-trips: export from the registry, import into an empty store", async () => {
+    const dir = await tempDir("bundle-");
+    const config = path.join(dir, "plugins.json");
+    await writeFile(
+      config,
+      JSON.stringify({ plugins: { cors: DEFAULT_CONFIG.plugins.cors, "key-auth": DEFAULT_CONFIG.plugins["key-auth"] } }),
+    );
+    const bundle = path.join(dir, "plugins.tar.gz");
+    const exported = await cli(["export", "--config", config, "--out", bundle, ...mirrorArgs()]);
+    expect(exported.code, exported.stderr).toBe(0);
+    const names = [...readTar(gunzipSync(await readFile(bundle)))].map((e) => e.name);
+    expect(names).toContain("bundle.json");
+    expect(names).toContain("plugins/cors/2.0.2/plugin.wasm");
+    expect(names).toContain("plugins/cors/2.0.2/spec.yaml");
+
+    const store = path.join(dir, "store");
+    const imported = await cli(["import", bundle, "--to", store, "--json"]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(JSON.parse(imported.stdout).versions.map((v: { status: string }) => v.status)).toEqual(["published", "published", "published"]);
+    const server = await startNode("bundle", { STORE: store });
+    servers.push(server);
+    const res = await request(`${server.url}/plugins/cors/1.0.0/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } });
+    expect(sha256(res.body)).toBe(sha256(pushed.get("plugins/cors:2.0.0")!));
+    const metadata = JSON.parse((await request(`${server.url}/plugins/cors/2.0.2/metadata.json`)).body.toString());
+    expect(metadata.source).toBe(`oci://${registry.host}/plugins/cors:2.0.2`);
+  });
+
+  test("a damaged bundle is refused before anything is published", async () => {
+    const dir = await tempDir("bundle-");
+    const bundle = path.join(dir, "plugins.tar.gz");
+    const config = path.join(dir, "plugins.json");
+    await writeFile(config, JSON.stringify({ plugins: { cors: DEFAULT_CONFIG.plugins.cors } }));
+    expect((await cli(["export", "--config", config, "--out", bundle, ...mirrorArgs()])).code).toBe(0);
+    const entries = [...readTar(gunzipSync(await readFile(bundle)))].map((e) => [e.name, new Uint8Array(e.data)] as [string, Uint8Array]);
+    const wasm = entries.find(([n]) => n.endsWith("2.0.2/plugin.wasm"))!;
+    wasm[1][wasm[1].length - 1]! ^= 0xff;
+    await writeFile(bundle, gzipSync(writeTar(entries)));
+    const store = path.join(dir, "store");
+    const result = await cli(["import", bundle, "--to", store]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("plugins/cors/2.0.2/plugin.wasm does not match its sha256");
+    expect(await readdir(store).catch(() => [])).toEqual([]);
+  });
+});
+
+describe("import-dir", () => {
+  test("a single wasm file with --name and --version; a non-wasm file is refused with exit 1", async () => {
+    const dir = await tempDir("single-");
+    const wasm = wasmModule(2048, 77);
+    await writeFile(path.join(dir, "custom.wasm"), wasm);
+    await writeFile(path.join(dir, "bad.wasm"), "not wasm at all");
+    const store = path.join(dir, "store");
+    const ok = await cli(["import-dir", path.join(dir, "custom.wasm"), "--name", "custom", "--version", "0.1.0", "--to", store]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(sha256(await readFile(path.join(store, "plugins/custom/0.1.0/plugin.wasm")))).toBe(sha256(wasm));
+    const bad = await cli(["import-dir", path.join(dir, "bad.wasm"), "--name", "bad", "--version", "0.1.0", "--to", store]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain("FAILED bad 0.1.0: bad 0.1.0 does not start with the WebAssembly magic");
+    expect(await readdir(path.join(store, "plugins"))).toEqual(["custom"]);
+  });
+});

@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+/**
+ * plugin-uploader: fills a plugin store from OCI registries, local files and offline bundles.
+ * Progress goes to stderr, results to stdout (`--json` for machines).
+ * Exit codes: 0 all done, 1 some plugins failed (each named), 2 usage or configuration error.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, EnvReader } from "../src/node/config.ts";
+import { LocationError, parseStoreLocation } from "../src/storage/location.ts";
+import { openStore } from "../src/storage/open.ts";
+import type { WritableStore } from "../src/storage/store.ts";
+import { exportBundle, readBundle } from "./bundle.ts";
+import { loadPlan } from "./config.ts";
+import { UploaderError, UsageError } from "./errors.ts";
+import { localJobs } from "./local.ts";
+import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
+import { runPipeline, type ProgressEvent, type Report } from "./pipeline.ts";
+import { registryJobs, type RegistryOptions } from "./sync.ts";
+
+const USAGE = `Usage:
+  plugin-uploader sync [--config <file>] [--to <store>] [options]   mirror registry plugins into a store
+  plugin-uploader import-dir <dir|file.wasm> [--to <store>] [--name N --version V]
+  plugin-uploader export [--config <file> | --dir <dir>] --out <bundle.tar.gz>
+  plugin-uploader import <bundle.tar.gz> [--to <store>]
+
+  <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
+  S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server); default: $STORE.
+  --config takes plugins.properties (the reference format) or a .json config; default: the official plugins.
+
+Options:
+  --mirror <registry>=<mirror>[/<prefix>]  pull <registry>'s images from a mirror (repeatable)
+  --plain-http <host:port>                 reach this registry over HTTP, not HTTPS (repeatable)
+  --credentials <host>=<user>:<password>   registry credentials (repeatable); also REGISTRY_USERNAME and
+                                           REGISTRY_PASSWORD, and the Docker config.json ($DOCKER_CONFIG)
+  --concurrency <n>                        plugins in flight at once (default 4)
+  --force                                  publish again even when the sha256 matches
+  --prune                                  remove plugins, versions and aliases the config does not list
+  --dry-run                                pull and verify, write nothing
+  --create-bucket                          create the S3 bucket if it does not exist
+  --json                                   print the report as JSON on stdout
+
+Exit codes: 0 success, 1 some plugins failed, 2 usage or configuration error.`;
+
+const OPTIONS = {
+  config: { type: "string" },
+  to: { type: "string" },
+  out: { type: "string" },
+  dir: { type: "string" },
+  name: { type: "string" },
+  version: { type: "string" },
+  mirror: { type: "string", multiple: true },
+  "plain-http": { type: "string", multiple: true },
+  credentials: { type: "string", multiple: true },
+  concurrency: { type: "string" },
+  force: { type: "boolean" },
+  prune: { type: "boolean" },
+  "dry-run": { type: "boolean" },
+  "create-bucket": { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
+async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    return usage((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  try {
+    const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency takes a whole number from 1 to 64");
+    const progress = progressPrinter(values.json ?? false);
+    const common = { concurrency, force: values.force ?? false, dryRun: values["dry-run"] ?? false, prune: values.prune ?? false, onProgress: progress.event };
+    let report: Report;
+    switch (command) {
+      case "sync": {
+        expectPositionals(rest, 0, "sync");
+        const plan = await loadPlan(values.config, env);
+        const store = await target(values, env);
+        report = await runPipeline(store, registryJobs(plan, await registryOptions(values, env)), plan.aliases, common);
+        break;
+      }
+      case "import-dir": {
+        expectPositionals(rest, 1, "import-dir <dir|file.wasm>");
+        const jobs = await localJobs(rest[0]!, { ...(values.name ? { name: values.name } : {}), ...(values.version ? { version: values.version } : {}) });
+        report = await runPipeline(await target(values, env), jobs, new Map(), common);
+        break;
+      }
+      case "import": {
+        expectPositionals(rest, 1, "import <bundle.tar.gz>");
+        const bundle = await readBundle(rest[0]!);
+        report = await runPipeline(await target(values, env), bundle.jobs, bundle.aliases, common);
+        break;
+      }
+      case "export": {
+        expectPositionals(rest, 0, "export");
+        if (!values.out) throw new UsageError("export needs --out <bundle.tar.gz>");
+        let jobs;
+        let aliases = new Map<string, Record<string, string>>();
+        if (values.dir) {
+          jobs = await localJobs(values.dir);
+        } else {
+          const plan = await loadPlan(values.config, env);
+          jobs = registryJobs(plan, await registryOptions(values, env));
+          aliases = new Map(plan.aliases);
+        }
+        const result = await exportBundle(jobs, aliases, values.out, { concurrency, onProgress: progress.event });
+        report = { ...result, aliases: [], pruned: [] };
+        break;
+      }
+      default:
+        return usage(`unknown command "${command}"`);
+    }
+    progress.done();
+    printReport(report, values.json ?? false);
+    return report.failed > 0 ? 1 : 0;
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof LocationError) {
+      return usage(error.message, false);
+    }
+    if (error instanceof UploaderError) {
+      process.stderr.write(`plugin-uploader: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+function usage(message: string, showUsage = true): number {
+  process.stderr.write(`plugin-uploader: ${message}\n${showUsage ? `\n${USAGE}\n` : ""}`);
+  return 2;
+}
+
+function expectPositionals(rest: string[], count: number, form: string) {
+  if (rest.length !== count) throw new UsageError(`usage: plugin-uploader ${form}`);
+}
+
+async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
+  const read = new EnvReader(env);
+  const text = values.to ?? read.get("STORE");
+  if (!text) throw new UsageError("no target store: pass --to <store> or set STORE");
+  let location;
+  try {
+    location = parseStoreLocation(text);
+  } catch (error) {
+    throw new UsageError(`--to ${text}: ${(error as Error).message}`);
+  }
+  const s3 = read.s3();
+  read.check();
+  const store = await openStore(location, s3, { create: true });
+  if (values["create-bucket"] && "ensureBucket" in store) await (store as { ensureBucket(): Promise<void> }).ensureBucket();
+  return store;
+}
+
+async function registryOptions(values: Values, env: NodeJS.ProcessEnv): Promise<RegistryOptions> {
+  const pairs = (list: string[] | undefined, flag: string) =>
+    (list ?? []).map((item) => {
+      const eq = item.indexOf("=");
+      if (eq <= 0 || eq === item.length - 1) throw new UsageError(`${flag} takes <left>=<right>, got "${item}"`);
+      return [item.slice(0, eq), item.slice(eq + 1)] as const;
+    });
+  const credentials = await dockerConfigCredentials();
+  for (const [host, userPass] of pairs(values.credentials, "--credentials")) {
+    const colon = userPass.indexOf(":");
+    if (colon <= 0) throw new UsageError(`--credentials takes <host>=<user>:<password>`);
+    credentials.set(host, { username: userPass.slice(0, colon), password: userPass.slice(colon + 1) });
+  }
+  const fallback: Credentials | undefined =
+    env.REGISTRY_USERNAME && env.REGISTRY_PASSWORD ? { username: env.REGISTRY_USERNAME, password: env.REGISTRY_PASSWORD } : undefined;
+  return {
+    mirrors: new Map(pairs(values.mirror, "--mirror")),
+    plainHttp: new Set(values["plain-http"] ?? []),
+    credentials,
+    ...(fallback ? { defaultCredentials: fallback } : {}),
+  };
+}
+
+/** One line per plugin on stderr; on a terminal, a live counter line as well. */
+function progressPrinter(json: boolean) {
+  const tty = process.stderr.isTTY && !json;
+  let started = 0;
+  let finished = 0;
+  const line = (text: string) => process.stderr.write(tty ? `\r\x1b[K${text}\n` : `${text}\n`);
+  const bar = () => {
+    if (tty) process.stderr.write(`\r\x1b[K[${finished}/${started}] working...`);
+  };
+  return {
+    event(e: ProgressEvent) {
+      const what = `${e.name}${e.version ? ` ${e.version}` : ""}`;
+      if (e.phase === "start") started++;
+      else if (e.phase !== "alias" && e.phase !== "prune") finished++;
+      if (e.phase !== "start") line(`${e.phase.padEnd(13)} ${what}${e.detail ? `  ${e.phase === "failed" ? e.detail : e.detail.slice(0, 80)}` : ""}`);
+      bar();
+    },
+    done() {
+      if (tty) process.stderr.write("\r\x1b[K");
+    },
+  };
+}
+
+function printReport(report: Report, json: boolean) {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    return;
+  }
+  const count = (status: string) => report.versions.filter((v) => v.status === status).length;
+  const parts = ["published", "unchanged", "would-publish", "failed"].map((s) => `${count(s)} ${s}`);
+  process.stdout.write(`${report.versions.length} versions: ${parts.join(", ")}; ${report.aliases.length} alias sets; ${report.pruned.length} pruned\n`);
+  for (const v of report.versions.filter((x) => x.status === "failed")) process.stdout.write(`FAILED ${v.name} ${v.version}: ${v.error}\n`);
+  for (const a of report.aliases.filter((x) => x.status === "failed")) process.stdout.write(`FAILED aliases of ${a.name}: ${a.error}\n`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`plugin-uploader: ${(error as Error)?.stack ?? error}\n`);
+    process.exitCode = 1;
+  },
+);

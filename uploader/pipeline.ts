@@ -1,0 +1,145 @@
+import { PLUGINS, pluginPrefix, versionPrefix } from "../src/core/layout.ts";
+import { isName, isVersion } from "../src/core/names.ts";
+import type { WritableStore } from "../src/storage/store.ts";
+import { sha256Hex } from "./digest.ts";
+import { mapPool } from "./pool.ts";
+import { publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
+
+/**
+ * The publishing pipeline every source feeds (registries, local files, bundles): load each
+ * version (pull, read, unpack), verify and publish it, then the aliases; a failure is recorded
+ * against its plugin and never stops the others.
+ */
+
+export interface Job {
+  readonly name: string;
+  readonly version: string;
+  /** Where the bytes come from, for messages (`oci://...`, `file:...`). */
+  readonly source: string;
+  readonly load: () => Promise<PluginVersion>;
+}
+
+export type VersionStatus = "published" | "unchanged" | "would-publish" | "failed";
+
+export interface VersionResult {
+  readonly name: string;
+  readonly version: string;
+  readonly source: string;
+  readonly status: VersionStatus;
+  readonly sha256?: string;
+  readonly size?: number;
+  readonly error?: string;
+}
+
+export interface AliasResult {
+  readonly name: string;
+  readonly aliases: Readonly<Record<string, string>>;
+  readonly status: "published" | "would-publish" | "failed";
+  readonly error?: string;
+}
+
+export interface Report {
+  readonly versions: readonly VersionResult[];
+  readonly aliases: readonly AliasResult[];
+  readonly pruned: readonly string[];
+  readonly failed: number;
+}
+
+export type ProgressEvent = {
+  readonly name: string;
+  readonly version?: string;
+  readonly phase: "start" | VersionStatus | "alias" | "prune";
+  readonly detail?: string;
+};
+
+export interface PipelineOptions {
+  readonly concurrency?: number;
+  readonly force?: boolean;
+  readonly dryRun?: boolean;
+  /** Remove versions, plugins and aliases the jobs do not list. */
+  readonly prune?: boolean;
+  readonly onProgress?: (event: ProgressEvent) => void;
+}
+
+export async function runPipeline(
+  store: WritableStore,
+  jobs: readonly Job[],
+  aliases: ReadonlyMap<string, Readonly<Record<string, string>>>,
+  options: PipelineOptions = {},
+): Promise<Report> {
+  const progress = options.onProgress ?? (() => {});
+  const versions = await mapPool(jobs, options.concurrency ?? 4, async (job): Promise<VersionResult> => {
+    const base = { name: job.name, version: job.version, source: job.source };
+    progress({ name: job.name, version: job.version, phase: "start", detail: job.source });
+    try {
+      const plugin = await job.load();
+      const result = options.dryRun ? await dryRun(store, plugin) : await publishVersion(store, plugin, { force: options.force ?? false });
+      progress({ name: job.name, version: job.version, phase: result.status, detail: result.sha256 });
+      return { ...base, status: result.status, sha256: result.sha256, size: plugin.wasm.length };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      progress({ name: job.name, version: job.version, phase: "failed", detail: message });
+      return { ...base, status: "failed", error: message };
+    }
+  });
+
+  const aliasResults: AliasResult[] = [];
+  for (const [name, pluginAliases] of aliases) {
+    const failedTarget = Object.values(pluginAliases).find((to) =>
+      versions.some((v) => v.name === name && v.version === to && v.status === "failed"),
+    );
+    if (failedTarget) {
+      aliasResults.push({ name, aliases: pluginAliases, status: "failed", error: `target version ${failedTarget} failed` });
+    } else if (options.dryRun) {
+      aliasResults.push({ name, aliases: pluginAliases, status: "would-publish" });
+    } else {
+      try {
+        await publishAliases(store, name, pluginAliases, { replace: options.prune ?? false });
+        progress({ name, phase: "alias", detail: Object.entries(pluginAliases).map(([f, t]) => `${f} -> ${t}`).join(", ") });
+        aliasResults.push({ name, aliases: pluginAliases, status: "published" });
+      } catch (error) {
+        aliasResults.push({ name, aliases: pluginAliases, status: "failed", error: (error as Error).message });
+      }
+    }
+  }
+
+  const pruned = options.prune ? await prune(store, jobs, aliases, options.dryRun ?? false, progress) : [];
+  const failed = versions.filter((v) => v.status === "failed").length + aliasResults.filter((a) => a.status === "failed").length;
+  return { versions, aliases: aliasResults, pruned, failed };
+}
+
+async function dryRun(store: WritableStore, plugin: PluginVersion) {
+  const sha256 = sha256Hex(plugin.wasm);
+  const existing = await storedMetadata(store, plugin.name, plugin.version);
+  return { status: existing?.sha256 === sha256 ? ("unchanged" as const) : ("would-publish" as const), sha256 };
+}
+
+async function prune(
+  store: WritableStore,
+  jobs: readonly Job[],
+  aliases: ReadonlyMap<string, Readonly<Record<string, string>>>,
+  dryRun: boolean,
+  progress: (event: ProgressEvent) => void,
+): Promise<string[]> {
+  const wanted = new Set(jobs.map((j) => `${j.name}/${j.version}`));
+  const names = new Set(jobs.map((j) => j.name));
+  const removed: string[] = [];
+  for (const name of (await store.list(PLUGINS)).prefixes.filter(isName)) {
+    const { prefixes, objects } = await store.list(pluginPrefix(name));
+    for (const version of prefixes.filter(isVersion)) {
+      if (wanted.has(`${name}/${version}`)) continue;
+      const files = (await store.list(versionPrefix(name, version))).objects;
+      if (!dryRun) for (const f of files) await store.delete(f.key);
+      removed.push(`${name}/${version}`);
+      progress({ name, version, phase: "prune" });
+    }
+    // Plugin-level files (aliases.json) go with the plugin, or when the plan has no aliases for it.
+    if (!names.has(name) || !aliases.has(name)) {
+      for (const o of objects) {
+        if (!dryRun) await store.delete(o.key);
+        removed.push(o.key);
+      }
+    }
+  }
+  return removed;
+}
