@@ -1,15 +1,17 @@
 # syntax=docker/dockerfile:1
-# The plugin server image: the Node entry over a local directory (the embedded examples) or S3.
+# The plugin server image: the Node entry over a local directory (the embedded examples) or S3,
+# and the uploader CLI (node dist/uploader.js) that fills the store.
 # Build: docker build -t higress-plugin-server .   Run: docker run -p 8080:8080 higress-plugin-server
 
 # --- build: bundle src/ with esbuild (dev dependencies live only in this stage) ---
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild esbuild
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/
 COPY src src
+COPY uploader uploader
 RUN node scripts/build.mjs
 
 # --- runtime ---
@@ -24,8 +26,9 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only (hono, @hono/node-server, @aws-sdk/client-s3); the bundle imports them.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# Production dependencies only (hono, @hono/node-server, @aws-sdk/client-s3); the bundles import them.
+# --ignore-scripts: "prepare" would rebuild with esbuild, a dev dependency absent here.
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist dist
 # The embedded default store (STORE unset): example plugins, served read-only.
 COPY examples/store examples/store

@@ -6,7 +6,6 @@ import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { readTar, writeTar } from "../uploader/archive/tar.ts";
-import { mapPool } from "../uploader/pool.ts";
 import { CONSOLE_VERSIONS } from "./support/compat.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { request } from "./support/http.ts";
@@ -96,14 +95,18 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     const images = [...new Set(Object.values(DEFAULT_CONFIG.plugins).flatMap((p) => Object.values(p.versions)))].map((ref) =>
       ref.replace(`oci://${OFFICIAL}/`, ""),
     );
-    await mapPool(images, 4, async (image) => {
+    const pushOne = async (image: string) => {
       const wasm = wasmModule(1000 + pushed.size, pushed.size + 1000);
       pushed.set(image, wasm);
       const dir = await tempDir("layout-");
       const tag = image.split(":")[1]!;
-      await writeOciLayout(dir, tag, orasPlugin(wasm).manifest, orasPlugin(wasm).blobs);
+      const { manifest, blobs } = orasPlugin(wasm);
+      await writeOciLayout(dir, tag, manifest, blobs);
       await push(`oci:${dir}:${tag}`, registry, image);
-    });
+    };
+    // One at a time: the images share blobs (config, docs), and concurrent pushes of a shared
+    // blob to several repositories race inside distribution's filesystem driver.
+    for (const image of images) await pushOne(image);
   }, 180_000);
 
   afterAll(async () => {
