@@ -7,6 +7,7 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# --ignore-scripts: "prepare" would build before the sources are copied; esbuild still needs its own install step.
 RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild esbuild
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/
