@@ -143,6 +143,30 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     expect(JSON.parse(again.stdout).versions.every((v: { status: string }) => v.status === "unchanged")).toBe(true);
   });
 
+  test("registry credentials come from a Docker config.json", async () => {
+    const basic = await startRegistry({ kind: "basic", username: "robot", password: "pw-from-docker-config" });
+    try {
+      const dir = await tempDir("docker-config-");
+      const wasm = wasmModule(1500, 4242);
+      const layout = await tempDir("layout-");
+      const { manifest, blobs } = orasPlugin(wasm);
+      await writeOciLayout(layout, "3.0.0", manifest, blobs);
+      await push(`oci:${layout}:3.0.0`, basic, "team/private:3.0.0", { username: "robot", password: "pw-from-docker-config" });
+      await writeFile(path.join(dir, "plugins.properties"), `private=oci://${basic.host}/team/private:3.0.0\n`);
+      const args = ["sync", "--config", path.join(dir, "plugins.properties"), "--to", path.join(dir, "store"), "--plain-http", basic.host];
+      const without = await cli(args, { DOCKER_CONFIG: dir });
+      expect(without.code).toBe(1);
+      expect(without.stdout).toContain("needs a username and password");
+      const auth = Buffer.from("robot:pw-from-docker-config").toString("base64");
+      await writeFile(path.join(dir, "config.json"), JSON.stringify({ auths: { [basic.host]: { auth } } }));
+      const withConfig = await cli(args, { DOCKER_CONFIG: dir });
+      expect(withConfig.code, withConfig.stdout).toBe(0);
+      expect(sha256(await readFile(path.join(dir, "store/plugins/private/3.0.0/plugin.wasm")))).toBe(sha256(wasm));
+    } finally {
+      await basic.stop();
+    }
+  });
+
   test("one failing plugin: exit 1, the failure named, the others published", async () => {
     const dir = await tempDir("props-");
     const config = path.join(dir, "plugins.properties");

@@ -8,7 +8,9 @@ import { sync } from "../uploader/sync.ts";
 import type { Report as SyncReport } from "../uploader/pipeline.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { dockerImage, indexWithAttestation, orasPlugin, wasmArtifact, writeDirLayout, writeOciLayout } from "./support/oci-layout.ts";
-import { push, startRedirectingProxy, startRegistry, type Registry } from "./support/registry.ts";
+import { push, startFlakyProxy, startRedirectingProxy, startRegistry, type Registry } from "./support/registry.ts";
+import { publishVersion } from "../uploader/publish.ts";
+import type { WritableStore } from "../src/storage/store.ts";
 import { wasmModule } from "./support/wasm.ts";
 
 /**
@@ -227,6 +229,34 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
     expect(byName(report)["my-oras"]).toMatchObject({ version: "1.0.0", status: "published", sha256: sha256(WASM.oras) });
   });
 
+  test("5xx answers are retried with backoff; a registry that keeps failing is reported", async () => {
+    const flaky = await startFlakyProxy(open, 2);
+    try {
+      const store = await newStore();
+      const report = await sync({ store, plan: plan(flaky.host, ["oras"]), plainHttp: new Set([flaky.host]), backoffMs: 10 });
+      expect(byName(report).oras).toMatchObject({ status: "published", sha256: sha256(WASM.oras) });
+    } finally {
+      await flaky.stop();
+    }
+    const broken = await startFlakyProxy(open, 1_000);
+    try {
+      const report = await sync({ store: await newStore(), plan: plan(broken.host, ["oras"]), plainHttp: new Set([broken.host]), backoffMs: 10 });
+      expect(byName(report).oras!.error).toMatch(/HTTP 503/);
+      expect(broken.requests()).toBe(4); // bounded: four attempts, then give up
+    } finally {
+      await broken.stop();
+    }
+  });
+
+  test("the store-wide index.json lists every plugin, version with its metadata, and alias", async () => {
+    const store = await newStore();
+    await sync({ store, plan: plan(open.host, ["oras", "docker"]), plainHttp: new Set([open.host]) });
+    const index = JSON.parse(await readFile(path.join(storeRoot(store), "index.json"), "utf8"));
+    expect(Object.keys(index.plugins)).toEqual(["docker", "oras"]);
+    expect(index.plugins.oras.versions["2.0.0"]).toMatchObject({ sha256: sha256(WASM.oras), source: `oci://${open.host}/plugins/oras:1.0.0` });
+    expect(index.plugins.oras.aliases).toEqual({ "1.0.0": "2.0.0" });
+  });
+
   test("--prune removes what the config no longer lists, and only then", async () => {
     const store = await newStore();
     await sync({ store, plan: plan(open.host, ["oras", "artifact"]), plainHttp: new Set([open.host]) });
@@ -241,3 +271,29 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
 function storeRoot(store: FileStore): string {
   return store.description.slice("file:".length);
 }
+
+describe("publishing is all or nothing for a new version", () => {
+  test("a store failing half-way leaves nothing of the new version behind", async () => {
+    const real = await newStore();
+    let puts = 0;
+    // A fake beside the real tests: the file store, failing on its third write.
+    const failing: WritableStore = {
+      description: real.description,
+      get: (key, options) => real.get(key, options),
+      head: (key) => real.head(key),
+      list: (prefix) => real.list(prefix),
+      delete: (key) => real.delete(key),
+      put: async (key, data) => {
+        if (++puts === 3) throw new Error("disk full");
+        return real.put(key, data);
+      },
+    };
+    const plugin = { name: "half", version: "1.0.0", wasm: WASM.oras, extras: new Map([["README.md", new TextEncoder().encode("# x")]]), source: "test" };
+    await expect(publishVersion(failing, plugin)).rejects.toThrow("disk full");
+    expect((await real.list("plugins/")).prefixes).toEqual([]);
+    await publishVersion(real, plugin);
+    expect((await real.list("plugins/half/1.0.0/")).objects.map((o) => o.key.split("/").pop())).toEqual([
+      "README.md", "metadata.json", "metadata.txt", "plugin.wasm", "plugin.wasm.gz",
+    ]);
+  });
+});

@@ -1,9 +1,10 @@
-import { PLUGINS, pluginPrefix, versionPrefix } from "../src/core/layout.ts";
+import { INDEX, PLUGINS, pluginPrefix, versionPrefix } from "../src/core/layout.ts";
 import { isName, isVersion } from "../src/core/names.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { sha256Hex } from "./digest.ts";
 import { mapPool } from "./pool.ts";
 import { publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
+import { writeIndex } from "./store-index.ts";
 
 /**
  * The publishing pipeline every source feeds (registries, local files, bundles): load each
@@ -104,7 +105,15 @@ export async function runPipeline(
   }
 
   const pruned = options.prune ? await prune(store, jobs, aliases, options.dryRun ?? false, progress) : [];
-  const failed = versions.filter((v) => v.status === "failed").length + aliasResults.filter((a) => a.status === "failed").length;
+  let failed = versions.filter((v) => v.status === "failed").length + aliasResults.filter((a) => a.status === "failed").length;
+  if (!options.dryRun) {
+    try {
+      await writeIndex(store);
+    } catch (error) {
+      failed++;
+      progress({ name: INDEX, phase: "failed", detail: `store index not written: ${(error as Error).message}` });
+    }
+  }
   return { versions, aliases: aliasResults, pruned, failed };
 }
 

@@ -7,6 +7,7 @@
  *   plugins/<name>/<version>/metadata.json    typed facts (rendered when absent)
  *   plugins/<name>/<version>/<file>           README.md, spec.yaml, icon.png, ...
  *   plugins/<name>/aliases.json               {"aliases": {"1.0.0": "2.0.0"}}: versions served from another's files
+ *   index.json                                every plugin, version (with its metadata) and alias; written by the uploader
  *
  * A `file:` store pointed at the reference server's document root is already in this layout.
  */
@@ -21,3 +22,6 @@ export const pluginPrefix = (name: string) => `${PLUGINS}${name}/`;
 export const versionPrefix = (name: string, version: string) => `${PLUGINS}${name}/${version}/`;
 export const fileKey = (name: string, version: string, file: string) => `${versionPrefix(name, version)}${file}`;
 export const aliasesKey = (name: string) => `${pluginPrefix(name)}${ALIASES}`;
+
+/** Store-wide index the uploader rewrites after each run: every plugin, version, alias and its facts. */
+export const INDEX = "index.json";

@@ -170,3 +170,30 @@ export async function startRedirectingProxy(registry: Registry, upstreamAuth?: s
     },
   };
 }
+
+/** A front that answers 503 to the first `failures` requests, then forwards: a registry having a bad moment. */
+export async function startFlakyProxy(registry: Registry, failures: number) {
+  let seen = 0;
+  const server: Server = createServer((req, res) => {
+    if (seen++ < failures) {
+      res.writeHead(503).end("try later");
+      return;
+    }
+    const upstream = httpRequest(
+      `http://${registry.host}${req.url}`,
+      { method: req.method, headers: { ...req.headers, host: registry.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests: () => seen,
+    stop: () => new Promise((r) => server.close(r)),
+  };
+}
