@@ -1,6 +1,7 @@
 import { createApp } from "./app.ts";
 import { R2Store, type R2BucketLike } from "./storage/r2.ts";
 import { normalisePrefix } from "./storage/store.ts";
+import { respond, withEdgeCache, type EdgeCache, type WaitUntil } from "./worker/edge-cache.ts";
 
 /** Cloudflare Workers / workerd entry: the R2 binding PLUGINS, and optional variables from wrangler.toml. */
 export interface Env {
@@ -37,22 +38,21 @@ function clientEncoding(request: Request): Request {
   return new Request(request, { headers });
 }
 
+/** workerd's default cache, when the runtime has one (it does on Cloudflare and in workerd). */
+const edgeCache = (): EdgeCache | undefined => (globalThis as { caches?: { default?: EdgeCache } }).caches?.default;
+
 export default {
-  async fetch(request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx?: WaitUntil): Promise<Response> {
     if (!env.PLUGINS) {
       return new Response("the R2 binding PLUGINS is missing; bind a bucket in wrangler.toml\n", {
         status: 503,
         headers: { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" },
       });
     }
-    const response = await appFor(env).fetch(clientEncoding(request));
-    if (!response.headers.has("Content-Encoding") || !response.body) return response;
-    // workerd compresses a body whose Content-Encoding it sees, unless told the bytes are
-    // already encoded; the stored plugin.wasm.gz must go out as it is.
-    return new Response(response.body, {
-      status: response.status,
-      headers: response.headers,
-      encodeBody: "manual",
-    } as ResponseInit);
+    const app = appFor(env);
+    return withEdgeCache(clientEncoding(request), edgeCache(), ctx, async (r) => {
+      const response = await app.fetch(r);
+      return respond(response.body, response.status, response.headers); // plugin.wasm.gz goes out as stored
+    });
   },
 };

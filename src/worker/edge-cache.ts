@@ -1,0 +1,78 @@
+import { acceptsGzip } from "../core/negotiate.ts";
+
+/**
+ * The Cloudflare Cache API in front of the app: complete 200 answers to plain GETs are kept in
+ * the colo's cache, so repeated downloads in a region (a gateway fleet rolling out) do not reach
+ * R2. Plugin files are immutable at their URL, so there is nothing to invalidate.
+ */
+
+/** The minimal part of the Workers cache we use. */
+export interface EdgeCache {
+  match(request: Request): Promise<Response | undefined>;
+  put(request: Request, response: Response): Promise<void>;
+}
+
+export interface WaitUntil {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+export const CACHE_STATUS = "X-Edge-Cache";
+
+/**
+ * A response whose body is already encoded (plugin.wasm.gz with Content-Encoding: gzip).
+ * workerd encodes a body whose Content-Encoding it sees, in the cache as on the wire, unless
+ * told the bytes are encoded already.
+ */
+export function respond(body: ReadableStream<Uint8Array> | null, status: number, headers: Headers): Response {
+  const init = { status, headers, ...(headers.has("Content-Encoding") ? { encodeBody: "manual" } : {}) };
+  return new Response(body, init as ResponseInit);
+}
+
+/** Only plain GETs: ranges and conditionals are answered by the app from R2's metadata. */
+function cacheable(request: Request): boolean {
+  if (request.method !== "GET") return false;
+  for (const h of ["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "authorization"]) {
+    if (request.headers.has(h)) return false;
+  }
+  return new URL(request.url).pathname.startsWith("/plugins/");
+}
+
+/**
+ * The cache varies on what the client accepts, not on the raw header: one entry for gzip
+ * clients and one for the rest (the Cache API does not honour Vary for us).
+ */
+function cacheKey(request: Request): Request {
+  const url = new URL(request.url);
+  url.searchParams.set("__encoding", acceptsGzip(request.headers.get("accept-encoding")) ? "gzip" : "identity");
+  return new Request(url.toString(), { method: "GET" });
+}
+
+function storable(response: Response): boolean {
+  const cacheControl = response.headers.get("cache-control") ?? "";
+  return response.status === 200 && !/no-store|no-cache|private/i.test(cacheControl);
+}
+
+export async function withEdgeCache(
+  request: Request,
+  cache: EdgeCache | undefined,
+  ctx: WaitUntil | undefined,
+  handle: (request: Request) => Promise<Response>,
+): Promise<Response> {
+  if (!cache || !cacheable(request)) return handle(request);
+  const key = cacheKey(request);
+  const hit = await cache.match(key);
+  if (hit) {
+    const headers = new Headers(hit.headers);
+    headers.set(CACHE_STATUS, "hit");
+    return respond(hit.body, hit.status, headers);
+  }
+  const response = await handle(request);
+  if (!storable(response)) return response;
+  const headers = new Headers(response.headers);
+  headers.set(CACHE_STATUS, "miss");
+  const [forClient, forCache] = response.body ? response.body.tee() : [null, null];
+  const stored = respond(forCache, 200, response.headers);
+  const put = cache.put(key, stored).catch(() => {}); // a failed cache write must not fail the download
+  if (ctx) ctx.waitUntil(put);
+  return respond(forClient, response.status, headers);
+}
