@@ -4,7 +4,8 @@
 # Build: docker build -t higress-plugin-server .   Run: docker run -p 8080:8080 higress-plugin-server
 
 # --- build: bundle src/ with esbuild (dev dependencies live only in this stage) ---
-FROM node:22-bookworm-slim AS build
+# Node 24 LTS, pinned by digest (refresh with the tag: docker buildx imagetools inspect node:24-bookworm-slim).
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: "prepare" would build before the sources are copied; esbuild still needs its own install step.
@@ -16,7 +17,7 @@ COPY uploader uploader
 RUN node scripts/build.mjs
 
 # --- runtime ---
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 # curl: Higress's docker-compose health check runs `curl -sf http://127.0.0.1:8080/` inside the container.
 # tini: PID 1 that forwards SIGTERM to node and reaps zombies, so shutdown is graceful.
 RUN apt-get update \
