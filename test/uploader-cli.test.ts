@@ -261,3 +261,22 @@ describe("import-dir", () => {
     expect(await readdir(path.join(store, "plugins"))).toEqual(["custom"]);
   });
 });
+
+describe.skipIf(!s3)("create-bucket", () => {
+  test("creates a missing bucket (idempotent), then the store takes plugins; an unreachable endpoint fails after --wait", async () => {
+    const bucket = `created-${Date.now().toString(36)}`;
+    for (let i = 0; i < 2; i++) {
+      const created = await cli(["create-bucket", "--to", `s3://${bucket}`], s3Env(s3!));
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stderr).toContain(`bucket ready: s3://${bucket}/`);
+    }
+    const dir = await tempDir("single-");
+    await writeFile(path.join(dir, "p.wasm"), wasmModule(600, 5));
+    const imported = await cli(["import-dir", path.join(dir, "p.wasm"), "--name", "p", "--version", "1.0.0", "--to", `s3://${bucket}`], s3Env(s3!));
+    expect(imported.code, imported.stdout).toBe(0);
+    const unreachable = await cli(["create-bucket", "--to", "s3://nowhere", "--wait", "1"], { ...s3Env(s3!), S3_ENDPOINT: "http://127.0.0.1:9" });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toContain("waiting for the store");
+    expect((await cli(["create-bucket", "--to", dir])).stderr).toContain("create-bucket needs an s3:// store");
+  });
+});

@@ -8,6 +8,8 @@ import { parseArgs } from "node:util";
 import { ConfigError, EnvReader } from "../src/node/config.ts";
 import { LocationError, parseStoreLocation } from "../src/storage/location.ts";
 import { openStore } from "../src/storage/open.ts";
+import { S3Store } from "../src/storage/s3.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { WritableStore } from "../src/storage/store.ts";
 import { exportBundle, readBundle } from "./bundle.ts";
 import { loadPlan } from "./config.ts";
@@ -22,6 +24,7 @@ const USAGE = `Usage:
   plugin-uploader import-dir <dir|file.wasm> [--to <store>] [--name N --version V]
   plugin-uploader export [--config <file> | --dir <dir>] --out <bundle.tar.gz>
   plugin-uploader import <bundle.tar.gz> [--to <store>]
+  plugin-uploader create-bucket [--to s3://<bucket>] [--wait <seconds>]   for MinIO and radosgw, which start empty
 
   <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
   S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server); default: $STORE.
@@ -57,6 +60,7 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   "create-bucket": { type: "boolean" },
   json: { type: "boolean" },
+  wait: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -117,6 +121,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         report = { ...result, aliases: [], pruned: [] };
         break;
       }
+      case "create-bucket": {
+        expectPositionals(rest, 0, "create-bucket");
+        const seconds = values.wait === undefined ? 0 : Number(values.wait);
+        if (!Number.isInteger(seconds) || seconds < 0) throw new UsageError("--wait takes a whole number of seconds");
+        await createBucket(await target(values, env), seconds);
+        return 0;
+      }
       default:
         return usage(`unknown command "${command}"`);
     }
@@ -157,8 +168,25 @@ async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableS
   const s3 = read.s3();
   read.check();
   const store = await openStore(location, s3, { create: true });
-  if (values["create-bucket"] && "ensureBucket" in store) await (store as { ensureBucket(): Promise<void> }).ensureBucket();
+  if (values["create-bucket"] && store instanceof S3Store) await store.ensureBucket();
   return store;
+}
+
+/** Creates the bucket, retrying while the endpoint is not up yet (a MinIO starting beside us). */
+async function createBucket(store: WritableStore, waitSeconds: number): Promise<void> {
+  if (!(store instanceof S3Store)) throw new UsageError("create-bucket needs an s3:// store");
+  const deadline = Date.now() + waitSeconds * 1000;
+  for (;;) {
+    try {
+      await store.ensureBucket();
+      process.stderr.write(`bucket ready: ${store.description}\n`);
+      return;
+    } catch (error) {
+      if (Date.now() >= deadline) throw new UploaderError((error as Error).message);
+      process.stderr.write(`waiting for the store: ${(error as Error).message}\n`);
+      await sleep(2000);
+    }
+  }
 }
 
 async function registryOptions(values: Values, env: NodeJS.ProcessEnv): Promise<RegistryOptions> {
