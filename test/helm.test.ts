@@ -1,0 +1,152 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, inject, test } from "vitest";
+import { parseAllDocuments } from "yaml";
+import { ROOT } from "./support/targets.ts";
+
+/**
+ * The chart, validated offline: helm lint --strict and helm template for every documented
+ * value set, each rendered object validated against the Kubernetes schemas (kubernetes-models),
+ * and assertions on what makes it a drop-in for Higress's plugin server.
+ */
+
+const run = promisify(execFile);
+const helm = inject("helm");
+const CHART = path.join(ROOT, "helm/higress-plugin-server");
+
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; [key: string]: unknown };
+
+const VALUE_SETS: Record<string, string[]> = {
+  defaults: [],
+  "external S3": ["--set", "minio.enabled=false", "--set", "storage.endpoint=https://s3.example.com", "--set", "storage.accessKeyId=AKIA", "--set", "storage.secretAccessKey=secret"],
+  "existing secret": ["--set", "minio.enabled=false", "--set", "storage.existingSecret=plugin-store-keys", "--set", "minio.existingSecret=unused"],
+  "HPA on": ["--set", "autoscaling.enabled=true", "--set", "podAntiAffinity=hard"],
+  "minio off, AWS role": ["--set", "minio.enabled=false", "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/plugins"],
+  "properties, mirror, registry credentials, cron": [
+    "--set-string", "uploader.pluginsProperties=key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n",
+    "--set", "uploader.mirrors[0]=higress-registry.cn-hangzhou.cr.aliyuncs.com=harbor.local/higress",
+    "--set", "uploader.registryCredentials.username=robot", "--set", "uploader.registryCredentials.password=pw",
+    "--set", "uploader.cronJob.enabled=true", "--set", "image.digest=sha256:" + "a".repeat(64),
+  ],
+};
+
+async function render(args: string[]): Promise<K8sObject[]> {
+  const { stdout } = await run(helm!, ["template", "plugins", CHART, "--namespace", "higress-system", ...args], { maxBuffer: 16 << 20 });
+  return parseAllDocuments(stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+async function validate(object: K8sObject): Promise<void> {
+  const module = (await import(`kubernetes-models/${object.apiVersion}/${object.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
+  new module[object.kind]!(object).validate();
+}
+
+const find = (objects: K8sObject[], kind: string, suffix = "") =>
+  objects.find((o) => o.kind === kind && o.metadata.name.endsWith(suffix));
+
+describe.skipIf(!helm)("Helm chart", () => {
+  test.each(Object.entries(VALUE_SETS))("%s: lints strictly, renders, and every object validates", async (_name, args) => {
+    await run(helm!, ["lint", "--strict", CHART, ...args]);
+    const objects = await render(args);
+    expect(objects.length).toBeGreaterThan(5);
+    for (const object of objects) await validate(object);
+  });
+
+  test("defaults: the Service Higress's Console expects, probes, hardened pods, hooks", async () => {
+    const objects = await render([]);
+    const service = find(objects, "Service", "higress-plugin-server") as { metadata: { name: string }; spec: { ports: { port: number; targetPort: string }[] } } & K8sObject;
+    expect(service.metadata.name).toBe("higress-plugin-server");
+    expect(service.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }]);
+
+    const deployment = find(objects, "Deployment") as K8sObject & { spec: any };
+    const pod = deployment.spec.template.spec;
+    expect(deployment.spec.replicas).toBe(2);
+    expect(deployment.spec.template.metadata.annotations["sidecar.istio.io/inject"]).toBe("false");
+    const server = pod.containers[0];
+    expect(server.ports[0]).toMatchObject({ name: "http", containerPort: 8080 });
+    expect(server.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
+    expect(server.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "http" });
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    for (const container of [...pod.containers, ...pod.initContainers]) {
+      expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+    }
+    expect(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    expect(pod.initContainers[0].command).toEqual(["node", "/app/dist/uploader.js", "create-bucket", "--wait", "300"]);
+    const env = Object.fromEntries(server.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.S3_ENDPOINT.configMapKeyRef.key).toBe("S3_ENDPOINT");
+    expect(env.AWS_SECRET_ACCESS_KEY.secretKeyRef).toEqual({ name: "plugins-higress-plugin-server-minio", key: "MINIO_ROOT_PASSWORD" });
+
+    const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "plugins-higress-plugin-server") as any;
+    expect(config.data).toMatchObject({ STORE: "s3://higress-plugins", S3_ENDPOINT: "http://plugins-higress-plugin-server-minio:9000" });
+
+    const job = find(objects, "Job") as K8sObject & { spec: any };
+    expect(job.metadata.annotations).toMatchObject({ "helm.sh/hook": "post-install,post-upgrade", "helm.sh/hook-delete-policy": "before-hook-creation" });
+    expect(job.spec.template.spec.containers[0].args).toEqual(["sync", "--concurrency", "4"]);
+
+    const secret = find(objects, "Secret", "-minio") as K8sObject & { data: Record<string, string> };
+    expect(secret.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+    expect(Buffer.from(secret.data.MINIO_ROOT_PASSWORD!, "base64").length).toBe(40);
+    expect(find(objects, "StatefulSet")).toBeDefined();
+    expect(find(objects, "PodDisruptionBudget")).toBeDefined();
+    expect(find(objects, "HorizontalPodAutoscaler")).toBeUndefined();
+
+    const test = find(objects, "Pod", "test-download") as K8sObject & { spec: any };
+    expect(test.metadata.annotations?.["helm.sh/hook"]).toBe("test");
+    expect(test.spec.containers[0].command.at(-1)).toBe("http://higress-plugin-server:80/plugins/key-auth/1.0.0/plugin.wasm");
+  });
+
+  test("external S3 and HPA value sets wire what they say", async () => {
+    const external = await render(VALUE_SETS["external S3"]!);
+    expect(find(external, "StatefulSet")).toBeUndefined();
+    expect((find(external, "Secret", "-s3") as any).stringData).toEqual({ AWS_ACCESS_KEY_ID: "AKIA", AWS_SECRET_ACCESS_KEY: "secret" });
+    const pod = (find(external, "Deployment") as any).spec.template.spec;
+    expect(pod.initContainers).toBeUndefined();
+    const existing = await render(VALUE_SETS["existing secret"]!);
+    const env = (find(existing, "Deployment") as any).spec.template.spec.containers[0].env;
+    expect(env.find((e: any) => e.name === "AWS_ACCESS_KEY_ID").valueFrom.secretKeyRef).toEqual({ name: "plugin-store-keys", key: "AWS_ACCESS_KEY_ID" });
+    const aws = await render(VALUE_SETS["minio off, AWS role"]!);
+    const awsEnv = (find(aws, "Deployment") as any).spec.template.spec.containers[0].env.map((e: any) => e.name);
+    expect(awsEnv).not.toContain("AWS_ACCESS_KEY_ID");
+    expect(awsEnv).not.toContain("S3_ENDPOINT");
+
+    const hpa = await render(VALUE_SETS["HPA on"]!);
+    expect((find(hpa, "HorizontalPodAutoscaler") as any).spec).toMatchObject({ minReplicas: 2, maxReplicas: 10 });
+    expect((find(hpa, "Deployment") as any).spec.replicas).toBeUndefined();
+  });
+
+  test("uploader values reach the sync command, its config and its credentials", async () => {
+    const objects = await render(VALUE_SETS["properties, mirror, registry credentials, cron"]!);
+    const job = find(objects, "Job") as any;
+    const container = job.spec.template.spec.containers[0];
+    expect(container.image).toBe(`ghcr.io/higress-plugin-server/higress-plugin-server@sha256:${"a".repeat(64)}`);
+    expect(container.args).toEqual([
+      "sync", "--config", "/config/plugins.properties", "--concurrency", "4",
+      "--mirror", "higress-registry.cn-hangzhou.cr.aliyuncs.com=harbor.local/higress",
+    ]);
+    expect(container.env.find((e: any) => e.name === "REGISTRY_PASSWORD").valueFrom.secretKeyRef.name).toBe("plugins-higress-plugin-server-registry");
+    const config = find(objects, "ConfigMap", "-uploader") as any;
+    expect(config.data["plugins.properties"]).toBe("key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n");
+    expect((find(objects, "CronJob") as any).spec.schedule).toBe("17 3 * * *");
+  });
+
+  test("bad values are refused by the schema", async () => {
+    for (const args of [["--set", "podAntiAffinity=maybe"], ["--set", "service.port=0"], ["--set", "storage.bucket=Bad_Bucket"], ["--set", "uploader.concurrency=100"]]) {
+      await expect(render(args), args.join(" ")).rejects.toThrow(/values don't meet the specifications/);
+    }
+  });
+
+  test("NOTES print the Console URL pattern", async () => {
+    const { stdout } = await run(helm!, ["install", "plugins", CHART, "--namespace", "higress-system", "--dry-run=client"]);
+    expect(stdout).toContain(
+      "HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN=http://higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm",
+    );
+    const other = await run(helm!, ["install", "p", CHART, "--namespace", "gw", "--dry-run=client", "--set", "service.port=8080"]);
+    expect(other.stdout).toContain("=http://higress-plugin-server.gw.svc:8080/plugins/${name}/${version}/plugin.wasm");
+  });
+
+  test("the README parameter tables and values.schema.json match values.yaml", async () => {
+    await run(process.execPath, [path.join(ROOT, "scripts/helm-docs.mjs"), "--check"]);
+  });
+});
