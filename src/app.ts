@@ -1,13 +1,13 @@
 import { Hono, type Context } from "hono";
 import { parsePreconditions } from "./core/conditional.ts";
-import { HttpError, MethodNotAllowedError, NotFoundError } from "./core/errors.ts";
+import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError } from "./core/errors.ts";
+import { checkName } from "./core/names.ts";
 import { PLUGINS } from "./core/layout.ts";
 import { webDigest, type Digest } from "./core/metadata.ts";
 import { prefersJson } from "./core/negotiate.ts";
 import { parsePluginPath } from "./core/paths.ts";
-import { pluginIndex, pluginVersions, versionFiles } from "./http/listing.ts";
+import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
 import { servePluginFile } from "./http/plugin-file.ts";
-import { html, PAGE_HEADERS, page } from "./http/render.ts";
 import { objectRequest } from "./http/serve-object.ts";
 import type { Store } from "./storage/store.ts";
 
@@ -42,16 +42,15 @@ export function createApp(options: AppOptions): Hono {
     c.res.headers.set("X-Content-Type-Options", "nosniff");
   });
 
-  app.get("/", (c) =>
-    c.html(
-      page(
-        "Higress plugin server",
-        html`<h1>Higress plugin server</h1><p>Plugins: <a href="/plugins/">/plugins/</a></p>`,
-      ),
-      200,
-      PAGE_HEADERS,
-    ),
-  );
+  // The catalog; also what Higress's docker-compose health check (`curl -sf /`) reads.
+  app.get("/", (c) => catalog(c, store));
+  app.get("/api/v1/plugins", (c) => catalog(c, store, true));
+  app.get("/api/v1/plugins/:name", (c) => {
+    const name = c.req.param("name");
+    const problem = checkName(name);
+    if (problem) throw new BadRequestError(problem);
+    return pluginDetail(c, store, name, true);
+  });
 
   app.get("/healthz", (c) => c.text("ok\n"));
 
@@ -65,9 +64,9 @@ export function createApp(options: AppOptions): Hono {
     const path = parsePluginPath(new URL(c.req.url).pathname);
     switch (path.kind) {
       case "index":
-        return pluginIndex(c, store);
+        return catalog(c, store);
       case "plugin":
-        return pluginVersions(c, store, path.name);
+        return pluginDetail(c, store, path.name);
       case "version":
         return versionFiles(c, store, path.name, path.version);
       case "file": {

@@ -343,39 +343,57 @@ describe.each(targets)("%s", (_name, start, { edgeCompresses }) => {
       expect(ready.body.toString()).toBe("ready\n");
     });
 
-    test("/plugins/ lists plugins as HTML for browsers and JSON on request", async () => {
-      for (const path of ["/plugins/", "/plugins"]) {
+    test("/ and /plugins/ are the catalog: HTML for browsers, JSON on request and under /api/v1", async () => {
+      for (const path of ["/", "/plugins/", "/plugins"]) {
         const page = await get(path, { Accept: "text/html,*/*;q=0.8" });
         expect(page.status).toBe(200);
         expect(page.headers["content-type"]).toMatch(/^text\/html/);
-        expect(page.body.toString()).toContain('<a href="/plugins/hello-world/">hello-world/</a>');
+        expect(page.headers["content-security-policy"]).toMatch(/script-src 'nonce-[^']+'/);
+        expect(page.body.toString()).toContain('<a href="/plugins/hello-world/">hello-world</a>');
       }
-      const json = JSON.parse((await get("/plugins/", { Accept: "application/json" })).body.toString());
-      expect(json.plugins.map((p: { name: string }) => p.name)).toEqual(["big", "broken", "hello-world", "plain", "reference"]);
+      for (const [path, headers] of [["/plugins/", { Accept: "application/json" }], ["/api/v1/plugins", {}]] as const) {
+        const json = JSON.parse((await get(path, headers)).body.toString());
+        expect(json.plugins.map((p: { name: string }) => p.name)).toEqual(["big", "broken", "hello-world", "plain", "reference"]);
+        const hello = json.plugins.find((p: { name: string }) => p.name === "hello-world");
+        expect(hello.versions[0]).toMatchObject({ version: "1.0.0", url: "/plugins/hello-world/1.0.0/plugin.wasm", sha256: sha256(data.hello) });
+        // A plugin with a broken aliases.json is shown with its problem; it does not take the catalog down.
+        expect(json.plugins.find((p: { name: string }) => p.name === "broken").problem).toContain("aliases.json is invalid");
+      }
     });
 
-    test("/plugins/<name>/ lists versions and aliases; /plugins/<name>/<version>/ lists files", async () => {
-      const versions = JSON.parse((await get("/plugins/big/", { Accept: "application/json" })).body.toString());
-      expect(versions).toMatchObject({
-        name: "big",
-        versions: [
-          { version: "2.0.0", url: "/plugins/big/2.0.0/plugin.wasm" },
-          { version: "1.0.0", aliasOf: "2.0.0", url: "/plugins/big/1.0.0/plugin.wasm" },
-        ],
-      });
+    test("/plugins/<name>/ and /api/v1/plugins/<name>: versions, aliases and facts; /plugins/<name>/<version>/ lists files", async () => {
+      for (const [path, headers] of [["/plugins/big/", { Accept: "application/json" }], ["/api/v1/plugins/big", {}]] as const) {
+        const plugin = JSON.parse((await get(path, headers)).body.toString());
+        expect(plugin).toMatchObject({
+          name: "big",
+          aliases: { "1.0.0": "2.0.0" },
+          versions: [
+            { version: "2.0.0", url: "/plugins/big/2.0.0/plugin.wasm" },
+            { version: "1.0.0", aliasOf: "2.0.0", url: "/plugins/big/1.0.0/plugin.wasm" },
+          ],
+        });
+      }
       const files = JSON.parse((await get("/plugins/big/1.0.0/", { Accept: "application/json" })).body.toString());
       expect(files.aliasOf).toBe("2.0.0");
       expect(files.files.map((f: { name: string }) => f.name)).toEqual(["plugin.wasm", "plugin.wasm.gz"]);
       expect(files.files[0].size).toBe(BIG.byteLength);
       expect((await get("/plugins/nothing-here/")).status).toBe(404);
+      expect((await get("/api/v1/plugins/nothing-here")).status).toBe(404);
+      expect((await get("/api/v1/plugins/bad..name")).status).toBe(400);
       expect((await get("/plugins/big/7.0.0/")).status).toBe(404);
     });
 
-    test("names from the store are escaped in HTML", async () => {
-      const page = (await get("/plugins/big/")).body.toString();
-      expect(page).toContain("<h1>big</h1>");
-      expect(page).not.toMatch(/<script/i);
+    test("a hostile README is rendered as text: no markup of its own, no script, no javascript: links", async () => {
+      const page = (await get("/plugins/plain/")).body.toString();
+      expect(page).toContain("&lt;script&gt;window.pwned = 1&lt;/script&gt;");
+      expect(page).toContain("&lt;img src=x onerror=");
+      expect(page).toContain('<a href="https://higress.io/docs" rel="nofollow noopener noreferrer">docs</a>');
+      expect(page).not.toMatch(/href="(javascript|data):/i);
+      expect(page).not.toMatch(/<(img|iframe)/i);
+      expect(page.match(/<script/g)).toHaveLength(1); // the page's own, with its nonce
+      expect(page).toMatch(/<script nonce="[^"]+">/);
     });
+
   });
 
   describe.skipIf(!start)("the example plugin", () => {

@@ -1,59 +1,69 @@
 import type { Context } from "hono";
-import { describeVersions, listFiles, listPlugins, listVersions } from "../core/catalog.ts";
+import { describeVersions, listFiles, listVersions } from "../core/catalog.ts";
+import { loadCatalog, loadPlugin, type CatalogPlugin } from "../core/catalog-data.ts";
 import { NotFoundError } from "../core/errors.ts";
-import { WASM } from "../core/layout.ts";
+import { fileKey } from "../core/layout.ts";
 import { prefersJson } from "../core/negotiate.ts";
 import type { Store } from "../storage/store.ts";
+import { catalogCsp, catalogPage, pluginPage, type PageContext } from "./catalog-page.ts";
+import { renderMarkdown } from "./markdown.ts";
 import { html, PAGE_HEADERS, page } from "./render.ts";
 
 /**
- * Directory listings for /plugins/, /plugins/<name>/ and /plugins/<name>/<version>/, as people
- * browsed them on the reference server: HTML for browsers, JSON for `Accept: application/json`.
+ * The catalog (/, /plugins/, /plugins/<name>/ and /api/v1/...) and the file listing of a
+ * version: HTML for browsers, JSON for `Accept: application/json` and under /api/v1.
  */
 
 const LISTING_CACHE = "no-cache"; // what exists changes with every upload
+const MAX_README_BYTES = 256 * 1024;
 
-function respond(c: Context, json: unknown, title: string, body: ReturnType<typeof html>): Response {
+function pageContext(c: Context): PageContext {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return { origin: new URL(c.req.url).origin, nonce: btoa(String.fromCharCode(...bytes)) };
+}
+
+function html200(c: Context, ctx: PageContext, body: string): Response {
   c.header("Cache-Control", LISTING_CACHE);
   c.header("Vary", "Accept");
-  if (prefersJson(c.req.header("accept"))) return c.json(json);
-  return c.html(page(title, body), 200, PAGE_HEADERS);
+  return c.html(body, 200, { "Content-Security-Policy": catalogCsp(ctx.nonce) });
 }
 
-export async function pluginIndex(c: Context, store: Store): Promise<Response> {
-  const names = await listPlugins(store);
-  const plugins = names.map((name) => ({ name, url: `/plugins/${name}/` }));
-  return respond(
-    c,
-    { plugins },
-    "Plugins",
-    html`<h1>Plugins</h1>
-<p>${names.length} plugin${names.length === 1 ? "" : "s"}. JSON: <code>Accept: application/json</code>.</p>
-<ul>${plugins.map((p) => html`<li><a href="${p.url}">${p.name}/</a></li>`)}</ul>`,
-  );
+function json200(c: Context, body: unknown): Response {
+  c.header("Cache-Control", LISTING_CACHE);
+  c.header("Vary", "Accept");
+  return c.json(body);
 }
 
-export async function pluginVersions(c: Context, store: Store, name: string): Promise<Response> {
-  const found = await listVersions(store, name);
-  if (!found) throw new NotFoundError(`no plugin named "${name}"; the list of plugins is at /plugins/`, { plugin: name });
-  const base = `/plugins/${name}`;
-  const versions = [
-    ...found.versions.map((version) => ({ version, url: `${base}/${version}/${WASM}` })),
-    ...Object.entries(found.aliases).map(([version, aliasOf]) => ({ version, aliasOf, url: `${base}/${version}/${WASM}` })),
-  ];
-  return respond(
-    c,
-    { name, versions, aliases: found.aliases },
-    name,
-    html`<h1>${name}</h1>
-<p><a href="/plugins/">All plugins</a></p>
-<table><thead><tr><th>Version</th><th>Module</th><th></th></tr></thead><tbody>
-${versions.map(
-  (v) =>
-    html`<tr><td><a href="${base}/${v.version}/">${v.version}/</a></td><td><a href="${v.url}">${v.url}</a></td><td>${"aliasOf" in v ? `alias of ${v.aliasOf}` : ""}</td></tr>`,
-)}
-</tbody></table>`,
-  );
+async function requirePlugin(store: Store, name: string): Promise<CatalogPlugin> {
+  const plugin = await loadPlugin(store, name);
+  if (!plugin) throw new NotFoundError(`no plugin named "${name}"; the list of plugins is at /plugins/`, { plugin: name });
+  return plugin;
+}
+
+/** The README of the newest real version, rendered safely; READMEs are untrusted. */
+async function readme(store: Store, plugin: CatalogPlugin): Promise<{ file: string; html: string } | undefined> {
+  const newest = plugin.versions.find((v) => !v.aliasOf);
+  if (!newest) return undefined;
+  const files = (await listFiles(store, plugin.name, newest.version)).map((f) => f.key.slice(f.key.lastIndexOf("/") + 1));
+  const file = ["README_EN.md", "README.md"].find((f) => files.includes(f));
+  if (!file) return undefined;
+  const object = await store.get(fileKey(plugin.name, newest.version, file), { range: { kind: "bounded", first: 0, last: MAX_README_BYTES - 1 } });
+  if (!object?.body) return undefined;
+  return { file: `${file} (${newest.version})`, html: renderMarkdown(await new Response(object.body).text()) };
+}
+
+export async function catalog(c: Context, store: Store, api = false): Promise<Response> {
+  const plugins = await loadCatalog(store);
+  if (api || prefersJson(c.req.header("accept"))) return json200(c, { plugins });
+  const ctx = pageContext(c);
+  return html200(c, ctx, catalogPage(ctx, plugins));
+}
+
+export async function pluginDetail(c: Context, store: Store, name: string, api = false): Promise<Response> {
+  const plugin = await requirePlugin(store, name);
+  if (api || prefersJson(c.req.header("accept"))) return json200(c, plugin);
+  const ctx = pageContext(c);
+  return html200(c, ctx, pluginPage(ctx, plugin, await readme(store, plugin)));
 }
 
 export async function versionFiles(c: Context, store: Store, name: string, version: string): Promise<Response> {
@@ -77,14 +87,19 @@ export async function versionFiles(c: Context, store: Store, name: string, versi
     const file = f.key.slice(f.key.lastIndexOf("/") + 1);
     return { name: file, url: `${base}/${file}`, size: f.size, lastModified: f.lastModified.toISOString() };
   });
-  return respond(
-    c,
-    { name, version, ...(aliasOf ? { aliasOf } : {}), files: entries },
-    `${name} ${version}`,
-    html`<h1>${name} ${version}</h1>
+  if (prefersJson(c.req.header("accept"))) return json200(c, { name, version, ...(aliasOf ? { aliasOf } : {}), files: entries });
+  c.header("Cache-Control", LISTING_CACHE);
+  c.header("Vary", "Accept");
+  return c.html(
+    page(
+      `${name} ${version}`,
+      html`<h1>${name} ${version}</h1>
 <p><a href="/plugins/${name}/">All versions of ${name}</a>${aliasOf ? ` (alias of ${aliasOf})` : ""}</p>
 <table><thead><tr><th>File</th><th>Bytes</th><th>Last modified</th></tr></thead><tbody>
 ${entries.map((e) => html`<tr><td><a href="${e.url}">${e.name}</a></td><td>${e.size}</td><td>${e.lastModified}</td></tr>`)}
 </tbody></table>`,
+    ),
+    200,
+    PAGE_HEADERS,
   );
 }

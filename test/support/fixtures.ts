@@ -20,6 +20,24 @@ Created: 2026-02-03T08:00:00.123456
 MD5: ${md5(REFERENCE)}
 `;
 
+/** A README that tries everything: stored content is untrusted and must never run. */
+export const HOSTILE_README = `# plain <script>window.pwned = 1</script>
+
+Configure it like this: <img src=x onerror="window.pwned = 2">
+
+| key | meaning |
+| --- | --- |
+| \`allow\` | **who** may pass <iframe src="javascript:alert(1)"></iframe> |
+
+- [docs](https://higress.io/docs)
+- [click me](javascript:window.pwned=3)
+- [data](data:text/html,<script>alert(1)</script>)
+
+\`\`\`yaml
+allow: [consumer1]
+\`\`\`
+`;
+
 export interface Fixture {
   readonly objects: ReadonlyMap<string, Uint8Array>;
   readonly hello: Uint8Array;
@@ -36,6 +54,7 @@ export async function fixture(): Promise<Fixture> {
   objects.set("plugins/big/aliases.json", text(JSON.stringify({ aliases: { "1.0.0": "2.0.0" } })));
   // A hand-made tree: only plugin.wasm, so both metadata files are derived.
   objects.set("plugins/plain/1.0.0/plugin.wasm", PLAIN);
+  objects.set("plugins/plain/1.0.0/README.md", text(HOSTILE_README));
   // The reference server's tree: plugin.wasm and its 5-line metadata.txt.
   objects.set("plugins/reference/1.0.0/plugin.wasm", REFERENCE);
   objects.set("plugins/reference/1.0.0/metadata.txt", text(REFERENCE_METADATA));
