@@ -15,13 +15,14 @@ function inline(text: string): string {
   out = out.replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
   out = out.replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>");
   // Links: the URL was escaped with the rest; it must still look like a safe URL as escaped text.
-  out = out.replace(/\[([^\]]+)\]\(([^)\s]+)\)/g, (_m, label: string, url: string) =>
+  // The target may hold one level of parentheses, as URLs (and attacks) do.
+  out = out.replace(/\[([^\]]+)\]\(((?:[^()\s]|\([^()\s]*\))+)\)/g, (_m, label: string, url: string) =>
     SAFE_URL.test(url.replace(/&amp;/g, "&")) ? `<a href="${url}" rel="nofollow noopener noreferrer">${label}</a>` : label,
   );
   return out;
 }
 
-const isTableSeparator = (line: string) => /^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$/.test(line);
+const isTableSeparator = (line: string) => /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/.test(line);
 const cells = (line: string) => line.trim().replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
 
 export function renderMarkdown(source: string): string {
