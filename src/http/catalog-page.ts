@@ -68,6 +68,7 @@ function document_(ctx: PageContext, title: string, body: Html): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
+<link rel="icon" href="data:,">
 <style nonce="${ctx.nonce}">${new Html(STYLE)}</style>
 </head>
 <body>

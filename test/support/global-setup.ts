@@ -28,6 +28,7 @@ declare module "vitest" {
     goClient: string | null;
     registryTools: boolean;
     helm: string | null;
+    chromium: string | null;
     missing: string[];
   }
 }
@@ -97,6 +98,9 @@ export default async function setup(project: TestProject) {
     }
   }
 
+  const chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => spawnSync(p, ["--version"]).status === 0) ?? null;
+  if (!chromium) missing.push("chromium (catalog page tests): run scripts/install-system-deps.sh");
+
   if (missing.length > 0 && CI) throw new Error(`CI=true and required services are missing: ${missing.join("; ")}`);
   for (const m of missing) console.warn(`skipping tests that need ${m}`);
 
@@ -104,6 +108,7 @@ export default async function setup(project: TestProject) {
   project.provide("goClient", goClient);
   project.provide("registryTools", registryTools);
   project.provide("helm", helm);
+  project.provide("chromium", chromium);
   project.provide("missing", missing);
 
   return async () => {
