@@ -61,7 +61,8 @@ export function catalogCsp(nonce: string): string {
   return `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
 }
 
-function document_(ctx: PageContext, title: string, body: Html): string {
+/** The shell of every page we render: one stylesheet, one script, both under the response's nonce. */
+export function htmlDocument(ctx: PageContext, title: string, body: Html): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -134,7 +135,7 @@ ${copyField("Console URL pattern", `HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_P
 }
 
 export function catalogPage(ctx: PageContext, plugins: readonly CatalogPlugin[]): string {
-  return document_(
+  return htmlDocument(
     ctx,
     "Higress plugins",
     html`<header><h1>Higress plugins</h1><span id="count" class="muted">${plugins.length} plugins</span></header>
@@ -153,7 +154,7 @@ ${plugins.map(
 }
 
 export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: { file: string; html: string } | undefined): string {
-  return document_(
+  return htmlDocument(
     ctx,
     `${plugin.name} - Higress plugins`,
     html`<p><a href="/plugins/">All plugins</a></p>

@@ -5,9 +5,9 @@ import { NotFoundError } from "../core/errors.ts";
 import { fileKey } from "../core/layout.ts";
 import { prefersJson } from "../core/negotiate.ts";
 import type { Store } from "../storage/store.ts";
-import { catalogCsp, catalogPage, pluginPage, type PageContext } from "./catalog-page.ts";
+import { catalogCsp, catalogPage, htmlDocument, pluginPage, type PageContext } from "./catalog-page.ts";
 import { renderMarkdown } from "./markdown.ts";
-import { html, PAGE_HEADERS, page } from "./render.ts";
+import { html } from "./render.ts";
 
 /**
  * The catalog (/, /plugins/, /plugins/<name>/ and /api/v1/...) and the file listing of a
@@ -88,18 +88,18 @@ export async function versionFiles(c: Context, store: Store, name: string, versi
     return { name: file, url: `${base}/${file}`, size: f.size, lastModified: f.lastModified.toISOString() };
   });
   if (prefersJson(c.req.header("accept"))) return json200(c, { name, version, ...(aliasOf ? { aliasOf } : {}), files: entries });
-  c.header("Cache-Control", LISTING_CACHE);
-  c.header("Vary", "Accept");
-  return c.html(
-    page(
+  const ctx = pageContext(c);
+  return html200(
+    c,
+    ctx,
+    htmlDocument(
+      ctx,
       `${name} ${version}`,
-      html`<h1>${name} ${version}</h1>
-<p><a href="/plugins/${name}/">All versions of ${name}</a>${aliasOf ? ` (alias of ${aliasOf})` : ""}</p>
-<table><thead><tr><th>File</th><th>Bytes</th><th>Last modified</th></tr></thead><tbody>
+      html`<p><a href="/plugins/${name}/">All versions of ${name}</a></p>
+<h1>${name} ${version}${aliasOf ? html` <span class="muted">alias of ${aliasOf}</span>` : ""}</h1>
+<div class="table"><table><thead><tr><th>File</th><th>Bytes</th><th>Last modified</th></tr></thead><tbody>
 ${entries.map((e) => html`<tr><td><a href="${e.url}">${e.name}</a></td><td>${e.size}</td><td>${e.lastModified}</td></tr>`)}
-</tbody></table>`,
+</tbody></table></div>`,
     ),
-    200,
-    PAGE_HEADERS,
   );
 }

@@ -1,4 +1,4 @@
-/** Small renderers shared by listings and errors: escaped HTML, JSON, plain text. */
+/** Escaped HTML: every value interpolated into a template is escaped unless it is already `Html`. */
 
 const ESCAPES: Readonly<Record<string, string>> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
@@ -21,25 +21,3 @@ export function html(strings: TemplateStringsArray, ...values: unknown[]): Html 
   });
   return new Html(out);
 }
-
-export function page(title: string, body: Html): string {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem}code{font-size:.9em}td{padding:.1rem 1rem .1rem 0}</style>
-</head>
-<body>
-${body}
-</body>
-</html>
-`.value;
-}
-
-/** Security headers for every response we generate. */
-export const PAGE_HEADERS = {
-  // No script, no outside resource: the pages are plain HTML and must work air-gapped.
-  "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'",
-} as const;
