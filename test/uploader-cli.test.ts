@@ -265,8 +265,13 @@ describe("import-dir", () => {
 describe.skipIf(!s3)("create-bucket", () => {
   test("creates a missing bucket (idempotent), then the store takes plugins; an unreachable endpoint fails after --wait", async () => {
     const bucket = `created-${Date.now().toString(36)}`;
+    // Connection settings as flags this time (the environment form is used everywhere else).
+    const flags = ["--s3-endpoint", s3!.endpoint, "--s3-access-key-id", s3!.accessKeyId, "--s3-secret-access-key", s3!.secretAccessKey];
+    const wrongKey = await cli(["create-bucket", "--to", `s3://${bucket}`, ...flags, "--s3-secret-access-key", "wrong"]);
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.stderr).toMatch(/SignatureDoesNotMatch|AccessDenied/);
     for (let i = 0; i < 2; i++) {
-      const created = await cli(["create-bucket", "--to", `s3://${bucket}`], s3Env(s3!));
+      const created = await cli(["create-bucket", "--to", `s3://${bucket}`, ...flags]);
       expect(created.code, created.stderr).toBe(0);
       expect(created.stderr).toContain(`bucket ready: s3://${bucket}/`);
     }

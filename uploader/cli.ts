@@ -27,7 +27,8 @@ const USAGE = `Usage:
   plugin-uploader create-bucket [--to s3://<bucket>] [--wait <seconds>]   for MinIO and radosgw, which start empty
 
   <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
-  S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server); default: $STORE.
+  S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server, or the flags
+  --s3-endpoint, --s3-region, --s3-force-path-style, --s3-access-key-id, --s3-secret-access-key); default: $STORE.
   --config takes plugins.properties (the reference format) or a .json config; default: the official plugins.
 
 Options:
@@ -61,6 +62,11 @@ const OPTIONS = {
   "create-bucket": { type: "boolean" },
   json: { type: "boolean" },
   wait: { type: "string" },
+  "s3-endpoint": { type: "string" },
+  "s3-region": { type: "string" },
+  "s3-force-path-style": { type: "string" },
+  "s3-access-key-id": { type: "string" },
+  "s3-secret-access-key": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -155,8 +161,23 @@ function expectPositionals(rest: string[], count: number, form: string) {
   if (rest.length !== count) throw new UsageError(`usage: plugin-uploader ${form}`);
 }
 
+/** The S3 flags, as the variables they stand for; a flag wins over the environment. */
+const S3_FLAGS = {
+  "s3-endpoint": "S3_ENDPOINT",
+  "s3-region": "S3_REGION",
+  "s3-force-path-style": "S3_FORCE_PATH_STYLE",
+  "s3-access-key-id": "AWS_ACCESS_KEY_ID",
+  "s3-secret-access-key": "AWS_SECRET_ACCESS_KEY",
+} as const;
+
 async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
-  const read = new EnvReader(env);
+  const overrides = Object.fromEntries(
+    Object.entries(S3_FLAGS).flatMap(([flag, variable]) => {
+      const value = values[flag as keyof typeof S3_FLAGS];
+      return value === undefined ? [] : [[variable, value]];
+    }),
+  );
+  const read = new EnvReader({ ...env, ...overrides });
   const text = values.to ?? read.get("STORE");
   if (!text) throw new UsageError("no target store: pass --to <store> or set STORE");
   let location;
