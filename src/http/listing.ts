@@ -17,9 +17,23 @@ import { html } from "./render.ts";
 const LISTING_CACHE = "no-cache"; // what exists changes with every upload
 const MAX_README_BYTES = 256 * 1024;
 
+/**
+ * The origin the client used, for URLs to paste into Higress: behind an ingress or load
+ * balancer that terminates TLS, X-Forwarded-Proto and -Host say what it was. A forged value
+ * only changes the text shown to the client that forged it (and it is escaped).
+ */
+export function publicOrigin(url: string, headers: Headers): string {
+  const own = new URL(url);
+  const proto = headers.get("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase();
+  const host = headers.get("x-forwarded-host")?.split(",")[0]?.trim();
+  const scheme = proto === "http" || proto === "https" ? proto : own.protocol.slice(0, -1);
+  const authority = host && /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:]+\](:\d{1,5})?$/.test(host) ? host : own.host;
+  return `${scheme}://${authority}`;
+}
+
 function pageContext(c: Context): PageContext {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return { origin: new URL(c.req.url).origin, nonce: btoa(String.fromCharCode(...bytes)) };
+  return { origin: publicOrigin(c.req.url, c.req.raw.headers), nonce: btoa(String.fromCharCode(...bytes)) };
 }
 
 function html200(c: Context, ctx: PageContext, body: string): Response {

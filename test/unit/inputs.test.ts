@@ -4,6 +4,7 @@ import { parseMetadataJson, referenceTimestamp, renderMetadataText } from "../..
 import { parsePluginPath } from "../../src/core/paths.ts";
 import { loadConfig } from "../../src/node/config.ts";
 import { parseStoreLocation } from "../../src/storage/location.ts";
+import { publicOrigin } from "../../src/http/listing.ts";
 
 describe("plugin paths", () => {
   test("parse into typed requests", () => {
@@ -90,5 +91,16 @@ describe("store locations and configuration", () => {
 
   test("credentials in the endpoint URL are refused", () => {
     expect(() => loadConfig({ S3_ENDPOINT: "http://key:secret@minio:9000" })).toThrow("must not carry credentials");
+  });
+});
+
+describe("the origin shown in the catalog", () => {
+  test.each([
+    [{}, "http://plugins.svc:8080"],
+    [{ "x-forwarded-proto": "https", "x-forwarded-host": "plugins.example.com" }, "https://plugins.example.com"],
+    [{ "x-forwarded-proto": "https, http", "x-forwarded-host": "a.example.com:8443, b" }, "https://a.example.com:8443"],
+    [{ "x-forwarded-proto": "gopher", "x-forwarded-host": "<script>" }, "http://plugins.svc:8080"],
+  ])("%o -> %s", (headers, expected) => {
+    expect(publicOrigin("http://plugins.svc:8080/plugins/", new Headers(headers))).toBe(expected);
   });
 });
