@@ -31,7 +31,7 @@ export async function listFiles(store: Store, name: string, version: string): Pr
 
 /** Every version and alias as one sorted list of strings, for messages. */
 export function describeVersions(v: PluginVersions): string {
-  const all = [...v.versions.map((x) => x), ...Object.entries(v.aliases).map(([from, to]) => `${from} (alias of ${to})`)];
+  const all = [...v.versions, ...Object.entries(v.aliases).map(([from, to]) => `${from} (alias of ${to})`)];
   return all.sort(compareVersions).join(", ") || "none";
 }
 

@@ -87,9 +87,6 @@ export function parsePreconditions(headers: Headers): Preconditions {
   });
 }
 
-export const hasPreconditions = (p: Preconditions) =>
-  p.ifMatch !== undefined || p.ifNoneMatch !== undefined || p.ifModifiedSince !== undefined || p.ifUnmodifiedSince !== undefined;
-
 /** Section 8.8.3.2: strong comparison needs both tags strong; weak comparison ignores the W/. */
 function matches(condition: TagCondition, current: EntityTag | undefined, strong: boolean): boolean {
   if (condition.any) return current !== undefined;
