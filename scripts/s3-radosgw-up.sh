@@ -1,5 +1,6 @@
 #!/bin/bash
-# Project copy of ../shared/recipes/s3-radosgw-up.sh; MON_PORT added so several instances can run.
+# Project copy of ../shared/recipes/s3-radosgw-up.sh; MON_PORT added (so several instances can run) and the mon
+# address pinned to msgr v1, which clients otherwise only assume on the default port.
 # Single-node Ceph (mon + memstore OSD) + radosgw S3 endpoint on 127.0.0.1:7480, all state under $C.
 # Needs (Debian): apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd ceph-common   (about 16 s)
 # Cold start about 15 s, plus about 6 s on first bucket use. A real S3 implementation: checks SigV4, Content-MD5, ranges, conditionals.
@@ -11,7 +12,7 @@ FSID=$(cat /proc/sys/kernel/random/uuid)
 cat > "$C/ceph.conf" <<CONF
 [global]
 fsid = $FSID
-mon host = 127.0.0.1:$MON_PORT
+mon host = [v1:127.0.0.1:$MON_PORT]
 public addr = 127.0.0.1
 cluster addr = 127.0.0.1
 auth cluster required = none

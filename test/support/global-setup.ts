@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { createServer, type AddressInfo } from "node:net";
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
 
@@ -35,6 +36,14 @@ declare module "vitest" {
 
 const has = (command: string) => spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
 
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 async function reachable(url: string): Promise<boolean> {
   try {
     await fetch(url, { signal: AbortSignal.timeout(2000) });
@@ -61,11 +70,17 @@ export default async function setup(project: TestProject) {
       secretAccessKey: process.env.TEST_S3_SECRET_ACCESS_KEY ?? "RGWSECRETKEY",
     };
   } else if (has("radosgw")) {
-    const port = String(17480 + (process.pid % 500));
+    const port = String(await freePort());
     const dir = path.join(work, "rgw");
-    const env = { ...process.env, C: dir, PORT: port, MON_PORT: String(16789 + (process.pid % 500)) };
-    await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
-    cleanups.push(() => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env }));
+    const env = { ...process.env, C: dir, PORT: port, MON_PORT: String(await freePort()) };
+    const down = () => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env });
+    try {
+      await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
+    } catch (error) {
+      await down(); // leave no half-started daemons behind
+      throw error;
+    }
+    cleanups.push(down);
     s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
   } else {
     missing.push("radosgw (S3): run scripts/install-system-deps.sh");
