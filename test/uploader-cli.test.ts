@@ -143,7 +143,7 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     expect(JSON.parse(again.stdout).versions.every((v: { status: string }) => v.status === "unchanged")).toBe(true);
   });
 
-  test("registry credentials come from a Docker config.json", async () => {
+  test("registry credentials come from a Docker config.json: auths and credential helpers", async () => {
     const basic = await startRegistry({ kind: "basic", username: "robot", password: "pw-from-docker-config" });
     try {
       const dir = await tempDir("docker-config-");
@@ -162,6 +162,18 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
       const withConfig = await cli(args, { DOCKER_CONFIG: dir });
       expect(withConfig.code, withConfig.stdout).toBe(0);
       expect(sha256(await readFile(path.join(dir, "store/plugins/private/3.0.0/plugin.wasm")))).toBe(sha256(wasm));
+
+      // A credential helper, asked the way docker asks it: `docker-credential-<name> get`, the host on stdin.
+      const bin = await tempDir("helper-");
+      await writeFile(
+        path.join(bin, "docker-credential-team"),
+        `#!/bin/sh\nread host\n[ "$1" = get ] && [ "$host" = "${basic.host}" ] && echo '{"ServerURL":"'$host'","Username":"robot","Secret":"pw-from-docker-config"}'\n`,
+        { mode: 0o755 },
+      );
+      await writeFile(path.join(dir, "config.json"), JSON.stringify({ credHelpers: { [basic.host]: "team" } }));
+      const withHelper = await cli([...args, "--force"], { DOCKER_CONFIG: dir, PATH: `${bin}:${process.env.PATH}` });
+      expect(withHelper.code, withHelper.stdout).toBe(0);
+      expect(withHelper.stderr).toContain("published     private 3.0.0");
     } finally {
       await basic.stop();
     }

@@ -10,6 +10,9 @@ import { sha256 } from "./support/fixtures.ts";
 import { dockerImage, indexWithAttestation, orasPlugin, wasmArtifact, writeDirLayout, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startFlakyProxy, startRedirectingProxy, startRegistry, type Registry } from "./support/registry.ts";
 import { publishVersion } from "../uploader/publish.ts";
+import { RegistryClient } from "../uploader/oci/client.ts";
+import { pullPlugin } from "../uploader/oci/pull.ts";
+import { parseReference } from "../uploader/oci/reference.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { wasmModule } from "./support/wasm.ts";
 
@@ -175,6 +178,24 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
     const scopes = token.tokenRequests.map((r) => r.scope).sort();
     expect(scopes).toEqual(["repository:plugins/a:pull", "repository:plugins/b:pull", "repository:plugins/c:pull"]);
     expect(token.tokenRequests.every((r) => r.user === "puller")).toBe(true);
+  });
+
+  test("a token is reused until it expires, then renewed", async () => {
+    const shortLived = await startRegistry({ kind: "token", ...user, allowed: ["plugins/a"], expiresIn: 2 });
+    try {
+      await pushLayout(shortLived, "plugins/a", orasPlugin(WASM.a), user);
+      shortLived.tokenRequests.length = 0;
+      const client = new RegistryClient({ plainHttp: new Set([shortLived.host]), credentials: () => user });
+      const ref = parseReference(`oci://${shortLived.host}/plugins/a:1.0.0`);
+      await pullPlugin(client, ref);
+      await pullPlugin(client, ref);
+      expect(shortLived.tokenRequests).toHaveLength(1); // manifest and blobs of two pulls on one token
+      await new Promise((r) => setTimeout(r, 1_100)); // a 2 s token is renewed after 1 s
+      expect(sha256((await pullPlugin(client, ref)).wasm)).toBe(sha256(WASM.a));
+      expect(shortLived.tokenRequests).toHaveLength(2);
+    } finally {
+      await shortLived.stop();
+    }
   });
 
   test("per-plugin credentials apply to that plugin only", async () => {

@@ -12,7 +12,8 @@ import { S3Store } from "../src/storage/s3.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { WritableStore } from "../src/storage/store.ts";
 import { exportBundle, readBundle } from "./bundle.ts";
-import { loadPlan } from "./config.ts";
+import { loadPlan, type SyncPlan } from "./config.ts";
+import { applyMirrors } from "./oci/reference.ts";
 import { UploaderError, UsageError } from "./errors.ts";
 import { localJobs } from "./local.ts";
 import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
@@ -29,13 +30,14 @@ const USAGE = `Usage:
   <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
   S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server, or the flags
   --s3-endpoint, --s3-region, --s3-force-path-style, --s3-access-key-id, --s3-secret-access-key); default: $STORE.
-  --config takes plugins.properties (the reference format) or a .json config; default: the official plugins.
+  --config takes plugins.properties (the reference format) or a .json or .yaml config; default: the official plugins.
 
 Options:
   --mirror <registry>=<mirror>[/<prefix>]  pull <registry>'s images from a mirror (repeatable)
   --plain-http <host:port>                 reach this registry over HTTP, not HTTPS (repeatable)
   --credentials <host>=<user>:<password>   registry credentials (repeatable); also REGISTRY_USERNAME and
-                                           REGISTRY_PASSWORD, and the Docker config.json ($DOCKER_CONFIG)
+                                           REGISTRY_PASSWORD, and the Docker config.json ($DOCKER_CONFIG) with its
+                                           credential helpers
   --concurrency <n>                        plugins in flight at once (default 4)
   --force                                  publish again even when the sha256 matches
   --prune                                  remove plugins, versions and aliases the config does not list
@@ -96,7 +98,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         expectPositionals(rest, 0, "sync");
         const plan = await loadPlan(values.config, env);
         const store = await target(values, env);
-        report = await runPipeline(store, registryJobs(plan, await registryOptions(values, env)), plan.aliases, common);
+        report = await runPipeline(store, registryJobs(plan, await registryOptions(values, env, plan)), plan.aliases, common);
         break;
       }
       case "import-dir": {
@@ -120,7 +122,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
           jobs = await localJobs(values.dir);
         } else {
           const plan = await loadPlan(values.config, env);
-          jobs = registryJobs(plan, await registryOptions(values, env));
+          jobs = registryJobs(plan, await registryOptions(values, env, plan));
           aliases = new Map(plan.aliases);
         }
         const result = await exportBundle(jobs, aliases, values.out, { concurrency, onProgress: progress.event });
@@ -210,14 +212,17 @@ async function createBucket(store: WritableStore, waitSeconds: number): Promise<
   }
 }
 
-async function registryOptions(values: Values, env: NodeJS.ProcessEnv): Promise<RegistryOptions> {
+async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: SyncPlan): Promise<RegistryOptions> {
   const pairs = (list: string[] | undefined, flag: string) =>
     (list ?? []).map((item) => {
       const eq = item.indexOf("=");
       if (eq <= 0 || eq === item.length - 1) throw new UsageError(`${flag} takes <left>=<right>, got "${item}"`);
       return [item.slice(0, eq), item.slice(eq + 1)] as const;
     });
-  const credentials = await dockerConfigCredentials();
+  const mirrors = new Map(pairs(values.mirror, "--mirror"));
+  const merged = new Map([...plan.mirrors, ...mirrors]); // as registryJobs applies them
+  const hosts = plan.sources.map((s) => applyMirrors(s.ref, merged).host);
+  const credentials = await dockerConfigCredentials([...new Set(hosts)]);
   for (const [host, userPass] of pairs(values.credentials, "--credentials")) {
     const colon = userPass.indexOf(":");
     if (colon <= 0) throw new UsageError(`--credentials takes <host>=<user>:<password>`);
@@ -226,7 +231,7 @@ async function registryOptions(values: Values, env: NodeJS.ProcessEnv): Promise<
   const fallback: Credentials | undefined =
     env.REGISTRY_USERNAME && env.REGISTRY_PASSWORD ? { username: env.REGISTRY_USERNAME, password: env.REGISTRY_PASSWORD } : undefined;
   return {
-    mirrors: new Map(pairs(values.mirror, "--mirror")),
+    mirrors,
     plainHttp: new Set(values["plain-http"] ?? []),
     credentials,
     ...(fallback ? { defaultCredentials: fallback } : {}),

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
 import { checkName, checkVersion } from "../src/core/names.ts";
 import { UsageError } from "./errors.ts";
 import type { Credentials } from "./oci/auth.ts";
@@ -28,7 +29,7 @@ export interface PluginSource {
 /** The default configuration ships inside the bundle: every official plugin and Console version. */
 export const DEFAULT_CONFIG_NAME = "the default official configuration (uploader/plugins.default.json)";
 
-/** Reads a config: plugins.properties, or JSON by its extension; no file means the default official one. */
+/** Reads a config: JSON or YAML by extension, else plugins.properties; no file means the default official one. */
 export async function loadPlan(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<SyncPlan> {
   if (file === undefined) return parseJsonConfig(JSON.stringify(defaultConfig), DEFAULT_CONFIG_NAME, env);
   let text: string;
@@ -38,7 +39,9 @@ export async function loadPlan(file: string | undefined, env: NodeJS.ProcessEnv 
     throw new UsageError(`cannot read config ${String(file)}: ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
   const name = String(file);
-  return /\.json$/i.test(name) ? parseJsonConfig(text, name, env) : parseProperties(text, name);
+  if (/\.json$/i.test(name)) return parseJsonConfig(text, name, env);
+  if (/\.ya?ml$/i.test(name)) return parseYamlConfig(text, name, env);
+  return parseProperties(text, name);
 }
 
 /**
@@ -125,6 +128,18 @@ export function parseJsonConfig(text: string, file: string, env: NodeJS.ProcessE
     if (Object.keys(pluginAliases).length > 0) aliases.set(name, pluginAliases);
   }
   return { sources, aliases, mirrors, credentials };
+}
+
+/** The JSON config's structure written as YAML. */
+export function parseYamlConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): SyncPlan {
+  let value: unknown;
+  try {
+    // failsafe: every scalar stays a string, so `1.0: 2.0` means versions, not numbers.
+    value = parseYaml(text, { schema: "failsafe", maxAliasCount: 100 });
+  } catch (error) {
+    throw new UsageError(`${file} is not valid YAML: ${(error as Error).message.split("\n")[0]}`);
+  }
+  return parseJsonConfig(JSON.stringify(value ?? {}), file, env);
 }
 
 function parseAt(where: string, reference: string): ImageReference {

@@ -27,7 +27,7 @@ export interface Registry {
 export type RegistryAuth =
   | { kind: "none" }
   | { kind: "basic"; username: string; password: string }
-  | { kind: "token"; username: string; password: string; /** repositories this user may pull */ allowed: string[] };
+  | { kind: "token"; username: string; password: string; /** repositories this user may pull */ allowed: string[]; expiresIn?: number };
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -78,7 +78,7 @@ export async function startRegistry(auth: RegistryAuth = { kind: "none" }): Prom
       const head = b64url(JSON.stringify({ alg: "RS256", typ: "JWT", x5c: [der] }));
       const claims = b64url(JSON.stringify({ iss: "test-issuer", sub: user ?? "", aud: "test-registry", exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access }));
       const signature = createSign("RSA-SHA256").update(`${head}.${claims}`).sign(key, "base64url");
-      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ token: `${head}.${claims}.${signature}`, expires_in: 300 }));
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ token: `${head}.${claims}.${signature}`, expires_in: auth.expiresIn ?? 300 }));
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const tokenPort = (server.address() as AddressInfo).port;

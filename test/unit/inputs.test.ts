@@ -4,6 +4,7 @@ import { parseMetadataJson, referenceTimestamp, renderMetadataText } from "../..
 import { parsePluginPath } from "../../src/core/paths.ts";
 import { loadConfig } from "../../src/node/config.ts";
 import { parseStoreLocation } from "../../src/storage/location.ts";
+import { parseYamlConfig } from "../../uploader/config.ts";
 import { publicOrigin } from "../../src/http/listing.ts";
 
 describe("plugin paths", () => {
@@ -102,5 +103,27 @@ describe("the origin shown in the catalog", () => {
     [{ "x-forwarded-proto": "gopher", "x-forwarded-host": "<script>" }, "http://plugins.svc:8080"],
   ])("%o -> %s", (headers, expected) => {
     expect(publicOrigin("http://plugins.svc:8080/plugins/", new Headers(headers))).toBe(expected);
+  });
+});
+
+describe("YAML configuration", () => {
+  test("is the JSON config written as YAML, every scalar a string", () => {
+    const yaml = `
+mirrors:
+  higress-registry.cn-hangzhou.cr.aliyuncs.com: harbor.example.com/higress
+plugins:
+  key-auth:
+    versions:
+      2.0: oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0
+    aliases:
+      1.0: 2.0
+`;
+    const plan = parseYamlConfig(yaml, "plugins.yaml");
+    expect(plan.sources).toEqual([
+      { name: "key-auth", version: "2.0", ref: { host: "higress-registry.cn-hangzhou.cr.aliyuncs.com", repository: "plugins/key-auth", tag: "2.0.0" } },
+    ]);
+    expect(plan.aliases.get("key-auth")).toEqual({ "1.0": "2.0" });
+    expect(plan.mirrors.get("higress-registry.cn-hangzhou.cr.aliyuncs.com")).toBe("harbor.example.com/higress");
+    expect(() => parseYamlConfig("plugins: [unclosed", "bad.yaml")).toThrow("bad.yaml is not valid YAML");
   });
 });

@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import path from "node:path";
@@ -34,12 +35,22 @@ export function parseChallenge(header: string | null): Challenge | undefined {
 
 export const basicAuth = (c: Credentials) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
 
-/** Credentials for a registry host from a Docker config.json (`auths.<host>.auth` or username/password). */
-export async function dockerConfigCredentials(file?: string): Promise<Map<string, Credentials>> {
+interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string }>;
+  credsStore?: string;
+  credHelpers?: Record<string, string>;
+}
+
+/**
+ * Credentials for the given registry hosts from a Docker config.json: `auths` entries, and
+ * credential helpers (`credHelpers` per host, else `credsStore`), asked as docker does:
+ * `docker-credential-<helper> get` with the host on stdin.
+ */
+export async function dockerConfigCredentials(hosts: readonly string[], file?: string): Promise<Map<string, Credentials>> {
   const location = file ?? path.join(process.env.DOCKER_CONFIG ?? path.join(homedir(), ".docker"), "config.json");
-  let config: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  let config: DockerConfig;
   try {
-    config = JSON.parse(await readFile(location, "utf8"));
+    config = JSON.parse(await readFile(location, "utf8")) as DockerConfig;
   } catch {
     return new Map();
   }
@@ -54,5 +65,27 @@ export async function dockerConfigCredentials(file?: string): Promise<Map<string
       result.set(host, { username: entry.username, password: entry.password });
     }
   }
+  for (const host of hosts) {
+    const helper = config.credHelpers?.[host] ?? config.credsStore;
+    if (result.has(host) || !helper || !/^[A-Za-z0-9._-]+$/.test(helper)) continue;
+    const found = await fromHelper(helper, host);
+    if (found) result.set(host, found);
+  }
   return result;
+}
+
+/** A helper that does not know the host (or is not installed) means anonymous access, as with docker. */
+async function fromHelper(helper: string, host: string): Promise<Credentials | undefined> {
+  const output = await new Promise<string | undefined>((resolve) => {
+    const child = execFile(`docker-credential-${helper}`, ["get"], { timeout: 10_000 }, (error, stdout) =>
+      resolve(error ? undefined : stdout),
+    );
+    child.stdin?.end(host);
+  });
+  try {
+    const { Username, Secret } = JSON.parse(output ?? "") as { Username?: string; Secret?: string };
+    return Username && Secret ? { username: Username, password: Secret } : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -184,8 +184,9 @@ export class RegistryClient {
     const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token ?? body.access_token;
     if (!token) throw new RegistryError(`token service ${realm.origin} answered without a token`);
-    // Renew a little early; the spec's default lifetime is 60 seconds.
-    const lifetime = Math.max(10, (body.expires_in ?? 60) - 5) * 1000;
+    // Renew a little before expiry (the spec's default lifetime is 60 seconds).
+    const expiresIn = body.expires_in ?? 60;
+    const lifetime = Math.max(0.5, expiresIn > 10 ? expiresIn - 5 : expiresIn / 2) * 1000;
     const value = `Bearer ${token}`;
     this.#tokens.set(key, { value, expires: Date.now() + lifetime });
     return value;
