@@ -22,6 +22,7 @@ const VALUE_SETS: Record<string, string[]> = {
   "external S3": ["--set", "minio.enabled=false", "--set", "storage.endpoint=https://s3.example.com", "--set", "storage.accessKeyId=AKIA", "--set", "storage.secretAccessKey=secret"],
   "existing secret": ["--set", "minio.enabled=false", "--set", "storage.existingSecret=plugin-store-keys", "--set", "minio.existingSecret=unused"],
   "HPA on": ["--set", "autoscaling.enabled=true", "--set", "podAntiAffinity=hard"],
+  "YAML config": ["--set-string", "uploader.config=plugins:\n  key-auth:\n    versions:\n      2.0.0: oci://h.example/plugins/key-auth:2.0.0\n"],
   "minio off, AWS role": ["--set", "minio.enabled=false", "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/plugins"],
   "properties, mirror, registry credentials, cron": [
     "--set-string", "uploader.pluginsProperties=key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n",
@@ -129,6 +130,12 @@ describe.skipIf(!helm)("Helm chart", () => {
     const config = find(objects, "ConfigMap", "-uploader") as any;
     expect(config.data["plugins.properties"]).toBe("key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n");
     expect((find(objects, "CronJob") as any).spec.schedule).toBe("17 3 * * *");
+  });
+
+  test("a YAML config reaches the Job as plugins.yaml", async () => {
+    const objects = await render(VALUE_SETS["YAML config"]!);
+    expect((find(objects, "Job") as any).spec.template.spec.containers[0].args.slice(0, 3)).toEqual(["sync", "--config", "/config/plugins.yaml"]);
+    expect((find(objects, "ConfigMap", "-uploader") as any).data["plugins.yaml"]).toContain("2.0.0: oci://h.example/plugins/key-auth:2.0.0");
   });
 
   test("bad values are refused by the schema", async () => {

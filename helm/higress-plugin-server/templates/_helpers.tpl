@@ -91,7 +91,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - sync
 {{- if or .Values.uploader.pluginsProperties .Values.uploader.config }}
 - --config
-- {{ ternary "/config/plugins.properties" "/config/plugins.json" (not (empty .Values.uploader.pluginsProperties)) }}
+- {{ ternary "/config/plugins.properties" "/config/plugins.yaml" (not (empty .Values.uploader.pluginsProperties)) }}
 {{- end }}
 - --concurrency
 - {{ .Values.uploader.concurrency | quote }}
