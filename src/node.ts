@@ -7,7 +7,9 @@ import type { Digest } from "./core/metadata.ts";
 import { accessLog } from "./node/access-log.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
 import { LocationError } from "./storage/location.ts";
+import { CachedStore } from "./storage/cached.ts";
 import { openStore } from "./storage/open.ts";
+import type { Store } from "./storage/store.ts";
 
 /** The embedded default: example plugins shipped beside the code (`dist/` and `src/` are both one level down). */
 const EXAMPLE_STORE = fileURLToPath(new URL("../examples/store", import.meta.url));
@@ -26,7 +28,7 @@ async function main(): Promise<void> {
     return;
   }
   const location = config.store ?? { kind: "file" as const, root: EXAMPLE_STORE };
-  let store;
+  let store: Store;
   try {
     store = await openStore(location, { ...config.s3 });
   } catch (error) {
@@ -36,6 +38,9 @@ async function main(): Promise<void> {
     return;
   }
 
+  if (config.cache.ttlSeconds > 0) {
+    store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes });
+  }
   const app = createApp({ store, cacheControl: config.cacheControl, digest: nodeDigest });
   const server = createServer(getRequestListener(app.fetch));
   server.on("request", accessLog(config.logFormat));

@@ -95,7 +95,7 @@ describe("logs and shutdown", () => {
 
 describe.skipIf(!s3)("S3 connections and failures", () => {
   test("HEADs, 304s and aborted downloads return their pooled connections (pool of 4)", async () => {
-    const server = await start(s3Target(s3!, data.objects, { S3_MAX_SOCKETS: "4" }));
+    const server = await start(s3Target(s3!, data.objects, { S3_MAX_SOCKETS: "4", CACHE_TTL_SECONDS: "0" }));
     const url = `${server.url}/plugins/big/2.0.0/plugin.wasm`;
     const { headers } = await request(url, { method: "HEAD" });
     for (let i = 0; i < 12; i++) expect((await request(url, { method: "HEAD" })).status).toBe(200);

@@ -14,9 +14,12 @@ const s3 = inject("s3");
 const data = await fixture();
 /** Cloudflare's edge (and workerd under Miniflare) compresses an identity response for a gzip client itself. */
 type Start = ((f: Fixture) => Promise<Target>) | null;
+// The backends without the in-memory cache (so every request reaches them), then S3 behind it.
+const NO_CACHE = { CACHE_TTL_SECONDS: "0" };
 const targets: [string, Start, { edgeCompresses: boolean }][] = [
-  ["node + file", (f) => fileTarget(f.objects), { edgeCompresses: false }],
-  ["node + s3", s3 ? (f) => s3Target(s3, f.objects) : null, { edgeCompresses: false }],
+  ["node + file", (f) => fileTarget(f.objects, NO_CACHE), { edgeCompresses: false }],
+  ["node + s3", s3 ? (f) => s3Target(s3, f.objects, NO_CACHE) : null, { edgeCompresses: false }],
+  ["node + s3, cached", s3 ? (f) => s3Target(s3, f.objects) : null, { edgeCompresses: false }],
   ["workerd + r2", (f) => workerdTarget(f.objects), { edgeCompresses: true }],
 ];
 

@@ -11,6 +11,8 @@ export interface ServerConfig {
   readonly cacheControl: string;
   readonly logFormat: "text" | "json";
   readonly shutdownGraceMs: number;
+  /** In-memory cache in front of the store; ttlSeconds 0 turns it off. */
+  readonly cache: { readonly ttlSeconds: number; readonly maxBytes: number };
 }
 
 export interface S3Settings {
@@ -126,6 +128,10 @@ export function loadConfig(env: Env): ServerConfig {
     cacheControl,
     logFormat: logFormat === "json" ? "json" : "text",
     shutdownGraceMs: read.integer("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600) * 1000,
+    cache: {
+      ttlSeconds: read.integer("CACHE_TTL_SECONDS", 30, 0, 86_400),
+      maxBytes: read.integer("CACHE_MAX_MB", 64, 1, 65_536) * 1024 * 1024,
+    },
   };
   read.check();
   return config;

@@ -1,0 +1,132 @@
+import { describe, expect, test } from "vitest";
+import { CachedStore } from "../../src/storage/cached.ts";
+import type { GetOptions, Listing, ObjectInfo, Store, StoredObject } from "../../src/storage/store.ts";
+
+/**
+ * The cache's own rules, against a counting in-memory store (a fake beside the real backends:
+ * the request matrix runs the Node entry over S3 with and without this cache).
+ */
+class CountingStore implements Store {
+  readonly description = "memory";
+  readonly objects = new Map<string, Uint8Array<ArrayBuffer>>();
+  gets = 0;
+  heads = 0;
+  lists = 0;
+  fail = false;
+  #release: (() => void) | undefined;
+  #gate: Promise<void> | undefined;
+
+  /** Holds every get until release(), to have reads in flight at once. */
+  hold() {
+    this.#gate = new Promise((resolve) => (this.#release = resolve));
+  }
+  release() {
+    this.#release?.();
+    this.#gate = undefined;
+  }
+
+  #info(key: string, bytes: Uint8Array<ArrayBuffer>): ObjectInfo {
+    return { key, size: bytes.length, etag: `"${bytes.length}"`, lastModified: new Date(0) };
+  }
+  async get(key: string, _options?: GetOptions): Promise<StoredObject | null> {
+    this.gets++;
+    await this.#gate;
+    if (this.fail) throw new Error("backend down");
+    const bytes = this.objects.get(key);
+    if (!bytes) return null;
+    return { info: this.#info(key, bytes), body: new Response(bytes).body! };
+  }
+  async head(key: string) {
+    this.heads++;
+    const bytes = this.objects.get(key);
+    return bytes ? this.#info(key, bytes) : null;
+  }
+  async list(): Promise<Listing> {
+    this.lists++;
+    if (this.fail) throw new Error("backend down");
+    return { prefixes: [...this.objects.keys()], objects: [] };
+  }
+}
+
+const text = async (o: StoredObject | null) => (o?.body ? new TextDecoder().decode(await new Response(o.body).arrayBuffer()) : null);
+
+describe("CachedStore", () => {
+  test("concurrent reads of one key share one backend read; later reads come from memory", async () => {
+    const inner = new CountingStore();
+    inner.objects.set("a", new TextEncoder().encode("plugin bytes"));
+    const cache = new CachedStore(inner);
+    inner.hold();
+    const reads = Array.from({ length: 50 }, () => cache.get("a"));
+    inner.release();
+    expect(await Promise.all(reads.map(async (r) => text(await r)))).toEqual(Array(50).fill("plugin bytes"));
+    expect(await text(await cache.get("a"))).toBe("plugin bytes");
+    expect(inner.gets).toBe(1);
+    expect(await cache.head("a")).toMatchObject({ size: 12 });
+    expect(inner.heads).toBe(0);
+  });
+
+  test("ranges and conditions are answered from the cached bytes", async () => {
+    const inner = new CountingStore();
+    inner.objects.set("a", new TextEncoder().encode("0123456789"));
+    const cache = new CachedStore(inner);
+    const part = await cache.get("a", { range: { kind: "suffix", length: 3 } });
+    expect(part?.range).toEqual({ start: 7, end: 9 });
+    expect(await text(part)).toBe("789");
+    expect((await cache.get("a", { range: { kind: "from", first: 10 } }))?.body).toBeNull();
+    expect((await cache.get("a", { conditions: { ifNoneMatch: { any: true } } }))?.body).toBeNull();
+    expect(inner.gets).toBe(1);
+  });
+
+  test("entries age out; misses are remembered briefly; errors are not remembered", async () => {
+    let now = 0;
+    const inner = new CountingStore();
+    const cache = new CachedStore(inner, { ttlMs: 1000, missTtlMs: 100, now: () => now });
+    expect(await cache.get("new")).toBeNull();
+    inner.objects.set("new", new TextEncoder().encode("published"));
+    expect(await cache.get("new")).toBeNull(); // the miss is still remembered
+    now = 150;
+    expect(await text(await cache.get("new"))).toBe("published");
+    inner.objects.set("new", new TextEncoder().encode("replaced"));
+    now = 1000;
+    expect(await text(await cache.get("new"))).toBe("published");
+    now = 1200;
+    expect(await text(await cache.get("new"))).toBe("replaced");
+
+    inner.fail = true;
+    await expect(cache.get("other")).rejects.toThrow("backend down");
+    await expect(cache.list("plugins/")).rejects.toThrow("backend down");
+    inner.fail = false;
+    inner.objects.set("other", new Uint8Array([1]));
+    expect((await cache.get("other"))?.info.size).toBe(1);
+  });
+
+  test("memory stays within maxBytes (least recently used first out); large objects are streamed, not kept", async () => {
+    const inner = new CountingStore();
+    for (const k of ["a", "b", "c"]) inner.objects.set(k, new Uint8Array(400));
+    inner.objects.set("big", new Uint8Array(5000));
+    const cache = new CachedStore(inner, { maxBytes: 1000, maxObjectBytes: 1000 });
+    await cache.get("a");
+    await cache.get("b");
+    await cache.get("a"); // a is now the most recently used
+    await cache.get("c"); // evicts b
+    expect(cache.size).toBe(800);
+    const gets = inner.gets;
+    await cache.get("a");
+    await cache.get("b");
+    expect(inner.gets).toBe(gets + 1); // only b came from the backend again
+    expect((await text(await cache.get("big")))?.length).toBe(5000);
+    expect((await text(await cache.get("big")))?.length).toBe(5000);
+    expect(cache.size).toBeLessThanOrEqual(1000);
+  });
+
+  test("listings are cached briefly and shared while in flight", async () => {
+    let now = 0;
+    const inner = new CountingStore();
+    const cache = new CachedStore(inner, { listTtlMs: 100, now: () => now });
+    await Promise.all([cache.list("plugins/"), cache.list("plugins/"), cache.list("plugins/")]);
+    expect(inner.lists).toBe(1);
+    now = 200;
+    await cache.list("plugins/");
+    expect(inner.lists).toBe(2);
+  });
+});
