@@ -45,14 +45,18 @@ export CEPH_CONF=$C/ceph.conf
 monmaptool --create --clobber --fsid "$FSID" --addv a "[v1:127.0.0.1:$MON_PORT]" "$C/monmap" >/dev/null
 ceph-mon --mkfs -i a --monmap "$C/monmap" 2>/dev/null
 ceph-mon -i a
-ID=$(ceph osd create)
+# Retry what talks to the cluster: on a busy machine the mon can take a while to answer.
+retry() { for i in $(seq 1 20); do "$@" && return 0; sleep 1; done; echo "failed: $*" >&2; return 1; }
+retry ceph --connect-timeout 10 mon stat >/dev/null 2>&1
+ID=$(retry ceph --connect-timeout 10 osd create)
 mkdir -p "$C/osd/osd.$ID"
 ceph-osd -i "$ID" --mkfs 2>/dev/null
-ceph osd crush add-bucket node1 host >/dev/null 2>&1
-ceph osd crush move node1 root=default >/dev/null 2>&1
-ceph osd crush add "osd.$ID" 1.0 host=node1 >/dev/null 2>&1
+retry ceph --connect-timeout 10 osd crush add-bucket node1 host >/dev/null 2>&1
+retry ceph --connect-timeout 10 osd crush move node1 root=default >/dev/null 2>&1
+retry ceph --connect-timeout 10 osd crush add "osd.$ID" 1.0 host=node1 >/dev/null 2>&1
 ceph-osd -i "$ID" 2>/dev/null
 radosgw -n client.rgw
-radosgw-admin user create --uid=tester --display-name=Tester --access-key="$AK" --secret="$SK" >/dev/null
+retry radosgw-admin user create --uid=tester --display-name=Tester --access-key="$AK" --secret="$SK" >/dev/null
 for i in $(seq 1 600); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" || { echo "radosgw does not answer on $PORT; logs in $C/log" >&2; exit 1; }
 echo "radosgw S3 endpoint http://127.0.0.1:$PORT  access=$AK secret=$SK"

@@ -74,11 +74,16 @@ export default async function setup(project: TestProject) {
     const dir = path.join(work, "rgw");
     const env = { ...process.env, C: dir, PORT: port, MON_PORT: String(await freePort()) };
     const down = () => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env });
-    try {
-      await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
-    } catch (error) {
-      await down(); // leave no half-started daemons behind
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
+        break;
+      } catch (error) {
+        await down(); // leave no half-started daemons behind
+        const logs = await run("sh", ["-c", `tail -n 5 ${dir}/log/*.log 2>/dev/null`]).then((r) => r.stdout, () => "");
+        if (attempt === 2) throw new Error(`radosgw did not start: ${(error as Error).message}\n${logs}`);
+        console.warn(`radosgw did not start, once more: ${(error as Error).message}\n${logs}`);
+      }
     }
     cleanups.push(down);
     s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
