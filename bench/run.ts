@@ -4,7 +4,8 @@
  * ratios (ours / nginx) that the README quotes. Needs nginx and wrk (scripts/install-system-deps.sh).
  *
  * Each server gets one worker (nginx `worker_processes 1`, one Node process), leaving the
- * other core to wrk: the machine has two.
+ * other core to wrk: the machine has two. Ours runs twice: as configured by default (in-memory
+ * cache on) and with CACHE_TTL_SECONDS=0, every request reaching the disk.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -109,16 +110,24 @@ http {
   });
   children.push(nginx);
 
-  const ourPort = 18601;
   await run(process.execPath, [path.join(ROOT, "scripts/build.mjs")]);
-  const ours = spawn(process.execPath, [path.join(ROOT, "dist/node.js")], {
-    env: { PATH: process.env.PATH, PORT: String(ourPort), HOST: "127.0.0.1", STORE: `file:${work}/store` },
-    stdio: ["ignore", "ignore", "inherit"], // the access log would measure the terminal
-  });
-  children.push(ours);
+  // Ours as configured by default (in-memory cache on), and with every request reaching the disk.
+  const startOurs = (port: number, env: Record<string, string>) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "dist/node.js")], {
+      env: { PATH: process.env.PATH, PORT: String(port), HOST: "127.0.0.1", STORE: `file:${work}/store`, ...env },
+      stdio: ["ignore", "ignore", "inherit"], // the access log would measure the terminal
+    });
+    children.push(child);
+    return child;
+  };
+  const ourPort = 18601;
+  const uncachedPort = 18602;
+  const ours = startOurs(ourPort, {});
+  const uncached = startOurs(uncachedPort, { CACHE_TTL_SECONDS: "0" });
 
   await waitFor(`http://127.0.0.1:${nginxPort}/plugins/small/1.0.0/plugin.wasm`);
   await waitFor(`http://127.0.0.1:${ourPort}/healthz`);
+  await waitFor(`http://127.0.0.1:${uncachedPort}/healthz`);
   const nginxWorker = Number(
     (await run("pgrep", ["-P", String(nginx.pid), "-f", "nginx: worker"]).catch(() => ({ stdout: String(nginx.pid) })))
       .stdout.trim()
@@ -136,18 +145,22 @@ http {
     const urlPath = `/plugins/${name}/1.0.0/plugin.wasm`;
     const ref = await wrk(`http://127.0.0.1:${nginxPort}${urlPath}`, headers);
     const our = await wrk(`http://127.0.0.1:${ourPort}${urlPath}`, headers);
+    const disk = await wrk(`http://127.0.0.1:${uncachedPort}${urlPath}`, headers);
     rows.push(
-      `| ${label} | ${our.rps.toFixed(0)} | ${ref.rps.toFixed(0)} | **${(our.rps / ref.rps).toFixed(2)}** | ${our.p99.toFixed(1)} / ${ref.p99.toFixed(1)} | ${our.mbps.toFixed(0)} / ${ref.mbps.toFixed(0)} |`,
+      `| ${label} | ${our.rps.toFixed(0)} | ${disk.rps.toFixed(0)} | ${ref.rps.toFixed(0)} | **${(our.rps / ref.rps).toFixed(2)}** / ${(disk.rps / ref.rps).toFixed(2)} | ${our.p99.toFixed(1)} / ${disk.p99.toFixed(1)} / ${ref.p99.toFixed(1)} | ${our.mbps.toFixed(0)} / ${ref.mbps.toFixed(0)} |`,
     );
-    console.error(`${label}: ${our.rps.toFixed(0)} vs ${ref.rps.toFixed(0)} req/s`);
+    console.error(`${label}: ${our.rps.toFixed(0)} (no cache ${disk.rps.toFixed(0)}) vs ${ref.rps.toFixed(0)} req/s`);
   }
   const ourRss = await peakRss(ours.pid!);
+  const diskRss = await peakRss(uncached.pid!);
   const refRss = await peakRss(nginxWorker);
   console.log(`Load: wrk, 1 thread, ${CONNECTIONS} connections, ${DURATION} s per scenario; one server process each.\n`);
-  console.log("| scenario | ours req/s | nginx req/s | ratio | p99 ms (ours / nginx) | MiB/s (ours / nginx) |");
-  console.log("|---|---|---|---|---|---|");
+  console.log("| scenario | ours req/s | ours, no cache | nginx req/s | ratio (ours / no cache, to nginx) | p99 ms (ours / no cache / nginx) | MiB/s (ours / nginx) |");
+  console.log("|---|---|---|---|---|---|---|");
   for (const row of rows) console.log(row);
-  console.log(`\nPeak RSS: ours ${ourRss.toFixed(0)} MiB, nginx worker ${refRss.toFixed(0)} MiB (ratio ${(ourRss / refRss).toFixed(1)}).`);
+  console.log(
+    `\nPeak RSS: ours ${ourRss.toFixed(0)} MiB, ours without cache ${diskRss.toFixed(0)} MiB, nginx worker ${refRss.toFixed(0)} MiB (ratio ${(ourRss / refRss).toFixed(1)}).`,
+  );
 } finally {
   for (const child of children) child.kill("SIGTERM");
   await sleep(300);

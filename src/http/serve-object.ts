@@ -100,14 +100,21 @@ async function serveVariant(
     }
     h.set("Content-Range", contentRange(wanted, info.size));
     h.set("Content-Length", String(wanted.end - wanted.start + 1));
-    return new Response(object.body, { status: 206, headers: h });
+    return new Response(bodyOf(object), { status: 206, headers: h });
   }
   if (!object.body || object.range) {
     object = await refetch(store, key, object, undefined);
     if (!object?.body) return null;
   }
   h.set("Content-Length", String(object.info.size));
-  return new Response(object.body, { status: 200, headers: h });
+  return new Response(bodyOf(object), { status: 200, headers: h });
+}
+
+/** In-memory bytes go out as they are (the Node adapter writes them without a stream); else the stream. */
+function bodyOf(object: StoredObject): ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer> | null {
+  if (!object.bytes) return object.body;
+  void object.body?.cancel();
+  return object.bytes as Uint8Array<ArrayBuffer>;
 }
 
 /** The backend's answer did not fit what we decided to send (it skipped the body, or sent the wrong part). */

@@ -74,7 +74,7 @@ export class CachedStore implements Store {
         controller.close();
       },
     });
-    return range ? { info, body, range } : { info, body };
+    return range ? { info, body, range, bytes: part } : { info, body, bytes: part };
   }
 
   async head(key: string): Promise<ObjectInfo | null> {

@@ -52,6 +52,8 @@ export interface StoredObject {
   readonly body: ReadableStream<Uint8Array> | null;
   /** The byte range `body` holds; absent when it holds the whole object. */
   readonly range?: ResolvedRange;
+  /** The same bytes as `body`, when they are in memory already: a response can skip the stream. */
+  readonly bytes?: Uint8Array;
 }
 
 export interface Listing {
