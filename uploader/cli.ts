@@ -9,8 +9,8 @@ import { ConfigError, EnvReader } from "../src/node/config.ts";
 import { LocationError, parseStoreLocation } from "../src/storage/location.ts";
 import { openStore } from "../src/storage/open.ts";
 import { S3Store } from "../src/storage/s3.ts";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { WritableStore } from "../src/storage/store.ts";
+import { createBucket } from "./bucket.ts";
 import { exportBundle, readBundle } from "./bundle.ts";
 import { loadPlan, type SyncPlan } from "./config.ts";
 import { applyMirrors } from "./oci/reference.ts";
@@ -133,7 +133,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         expectPositionals(rest, 0, "create-bucket");
         const seconds = values.wait === undefined ? 0 : Number(values.wait);
         if (!Number.isInteger(seconds) || seconds < 0) throw new UsageError("--wait takes a whole number of seconds");
-        await createBucket(await target(values, env), seconds);
+        const store = await target(values, env);
+        if (!(store instanceof S3Store)) throw new UsageError("create-bucket needs an s3:// store");
+        await createBucket(store, seconds, (line) => process.stderr.write(`${line}\n`));
         return 0;
       }
       default:
@@ -193,23 +195,6 @@ async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableS
   const store = await openStore(location, s3, { create: true });
   if (values["create-bucket"] && store instanceof S3Store) await store.ensureBucket();
   return store;
-}
-
-/** Creates the bucket, retrying while the endpoint is not up yet (a MinIO starting beside us). */
-async function createBucket(store: WritableStore, waitSeconds: number): Promise<void> {
-  if (!(store instanceof S3Store)) throw new UsageError("create-bucket needs an s3:// store");
-  const deadline = Date.now() + waitSeconds * 1000;
-  for (;;) {
-    try {
-      await store.ensureBucket();
-      process.stderr.write(`bucket ready: ${store.description}\n`);
-      return;
-    } catch (error) {
-      if (Date.now() >= deadline) throw new UploaderError((error as Error).message);
-      process.stderr.write(`waiting for the store: ${(error as Error).message}\n`);
-      await sleep(2000);
-    }
-  }
 }
 
 async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: SyncPlan): Promise<RegistryOptions> {
