@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, inject, test } from "vitest";
 import { BIG, fixture, sha256 } from "./support/fixtures.ts";
@@ -49,6 +52,23 @@ describe("configuration", () => {
     const failure = startNode("bad config", { PORT: "x", LOG_FORMAT: "xml" });
     await expect(failure).rejects.toThrow(/PORT=x is not a whole number/);
     await expect(failure).rejects.toThrow(/LOG_FORMAT=xml must be text or json/);
+  });
+
+  test("a reference server's document root serves unchanged, symbolic-link versions included", async () => {
+    // The nginx image's tree: plugins/<name>/<version>/plugin.wasm + metadata.txt, an old version linked to a new one.
+    const root = await mkdtemp(path.join(tmpdir(), "reference-root-"));
+    await mkdir(path.join(root, "plugins/key-auth/2.0.0"), { recursive: true });
+    await writeFile(path.join(root, "plugins/key-auth/2.0.0/plugin.wasm"), BIG);
+    await writeFile(path.join(root, "plugins/key-auth/2.0.0/metadata.txt"), "Plugin Name: key-auth\n");
+    await symlink("2.0.0", path.join(root, "plugins/key-auth/1.0.0"));
+    const server = await start(startNode("reference tree", { STORE: `file:${root}` }));
+    for (const version of ["1.0.0", "2.0.0"]) {
+      const res = await request(`${server.url}/plugins/key-auth/${version}/plugin.wasm`);
+      expect(res.status, version).toBe(200);
+      expect(sha256(res.body)).toBe(sha256(BIG));
+    }
+    const versions = JSON.parse((await request(`${server.url}/api/v1/plugins/key-auth`)).body.toString());
+    expect(versions.versions.map((v: { version: string }) => v.version)).toEqual(["2.0.0", "1.0.0"]);
   });
 
   test("CACHE_CONTROL replaces the default for versioned files", async () => {
