@@ -1,11 +1,11 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, test } from "vitest";
 import { request } from "./support/http.ts";
-import { ROOT } from "./support/targets.ts";
+import { ROOT, startNode } from "./support/targets.ts";
 
 /**
  * No Docker engine runs here, so this plays the Dockerfile's steps directly: each stage in a
@@ -85,28 +85,15 @@ describe("Dockerfile", () => {
     expect(installed).toContain("node_modules/hono");
     expect(installed).not.toContain("esbuild");
 
-    const child = spawn("node", ["dist/node.js"], {
-      cwd: runtime.dir,
-      env: { PATH: process.env.PATH ?? "", ...runtime.env, PORT: "0", HOST: "127.0.0.1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const server = await startNode("image", { ...runtime.env, PORT: "0", HOST: "127.0.0.1" }, runtime.dir);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        child.stdout.on("data", (d) => {
-          out += d;
-          const m = /listening on (http:\/\/\S+)/.exec(out);
-          if (m) resolve(m[1]!);
-        });
-        child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-      });
-      expect((await request(`${url}/`)).status).toBe(200);
-      expect((await request(`${url}/healthz`)).status).toBe(200);
-      const plugin = await request(`${url}/plugins/hello-world/1.0.0/plugin.wasm`);
+      expect((await request(`${server.url}/`)).status).toBe(200);
+      expect((await request(`${server.url}/healthz`)).status).toBe(200);
+      const plugin = await request(`${server.url}/plugins/hello-world/1.0.0/plugin.wasm`);
       expect(plugin.status).toBe(200);
       expect(plugin.body.subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
     } finally {
-      child.kill("SIGTERM");
+      await server.stop();
     }
     const help = await run("node", ["dist/uploader.js", "--help"], { cwd: runtime.dir });
     expect(help.stdout).toContain("plugin-uploader sync");

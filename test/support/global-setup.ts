@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { createServer, type AddressInfo } from "node:net";
+import { freePort } from "./net.ts";
 import type {} from "vitest";
 import type { TestProject } from "vitest/node";
 
@@ -35,14 +35,6 @@ declare module "vitest" {
 }
 
 const has = (command: string) => spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function reachable(url: string): Promise<boolean> {
   try {

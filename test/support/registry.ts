@@ -1,12 +1,11 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createSign, randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { createServer, request as httpRequest, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { forward, freePort, listenLoopback } from "./net.ts";
 
 /**
  * The CNCF distribution registry (Debian's docker-registry) on 127.0.0.1, with no auth, Basic
@@ -29,14 +28,6 @@ export type RegistryAuth =
   | { kind: "basic"; username: string; password: string }
   | { kind: "token"; username: string; password: string; /** repositories this user may pull */ allowed: string[]; expiresIn?: number };
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
 
 export async function startRegistry(auth: RegistryAuth = { kind: "none" }): Promise<Registry> {
@@ -57,7 +48,7 @@ export async function startRegistry(auth: RegistryAuth = { kind: "none" }): Prom
     ]);
     const key = await readFile(path.join(dir, "key.pem"), "utf8");
     const der = (await readFile(path.join(dir, "cert.pem"), "utf8")).replace(/-----[^-]+-----|\s/g, "");
-    const server = createServer((req, res) => {
+    const tokenServer = await listenLoopback((req, res) => {
       const url = new URL(req.url!, "http://x");
       const header = req.headers.authorization;
       const [user, password] = header?.startsWith("Basic ")
@@ -80,10 +71,8 @@ export async function startRegistry(auth: RegistryAuth = { kind: "none" }): Prom
       const signature = createSign("RSA-SHA256").update(`${head}.${claims}`).sign(key, "base64url");
       res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ token: `${head}.${claims}.${signature}`, expires_in: auth.expiresIn ?? 300 }));
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const tokenPort = (server.address() as AddressInfo).port;
-    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
-    authConfig = `auth: {token: {realm: "http://127.0.0.1:${tokenPort}/token", service: test-registry, issuer: test-issuer, rootcertbundle: ${dir}/cert.pem}}`;
+    cleanups.push(() => new Promise((resolve) => tokenServer.server.close(resolve)));
+    authConfig = `auth: {token: {realm: "http://${tokenServer.host}/token", service: test-registry, issuer: test-issuer, rootcertbundle: ${dir}/cert.pem}}`;
   }
 
   await writeFile(
@@ -134,39 +123,24 @@ export async function push(source: string, registry: Registry, target: string, c
  */
 export async function startRedirectingProxy(registry: Registry, upstreamAuth?: string) {
   const received: (string | undefined)[] = [];
-  const forward = (req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse, auth: string | undefined) => {
-    const upstream = httpRequest(
-      `http://${registry.host}${req.url}`,
-      { method: req.method, headers: { ...req.headers, host: registry.host, ...(auth ? { authorization: auth } : {}) } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.writeHead(502).end());
-    req.pipe(upstream);
-  };
-  const blobs: Server = createServer((req, res) => {
+  const blobs = await listenLoopback((req, res) => {
     received.push(req.headers.authorization);
-    forward(req, res, upstreamAuth);
+    forward(registry.host, req, res, upstreamAuth);
   });
-  await new Promise<void>((resolve) => blobs.listen(0, "127.0.0.1", resolve));
-  const blobPort = (blobs.address() as AddressInfo).port;
-  const front: Server = createServer((req, res) => {
+  const front = await listenLoopback((req, res) => {
     if (/\/blobs\/sha256:/.test(req.url ?? "") && req.method === "GET") {
-      res.writeHead(307, { Location: `http://127.0.0.1:${blobPort}${req.url}` }).end();
+      res.writeHead(307, { Location: `http://${blobs.host}${req.url}` }).end();
       return;
     }
-    forward(req, res, undefined);
+    forward(registry.host, req, res);
   });
-  await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
   return {
-    host: `127.0.0.1:${(front.address() as AddressInfo).port}`,
+    host: front.host,
     /** Authorization headers the blob origin received, one per blob request. */
     received,
     stop: async () => {
-      await new Promise((r) => front.close(r));
-      await new Promise((r) => blobs.close(r));
+      await new Promise((r) => front.server.close(r));
+      await new Promise((r) => blobs.server.close(r));
     },
   };
 }
@@ -174,25 +148,15 @@ export async function startRedirectingProxy(registry: Registry, upstreamAuth?: s
 /** A front that answers 503 to the first `failures` requests, then forwards: a registry having a bad moment. */
 export async function startFlakyProxy(registry: Registry, failures: number) {
   let seen = 0;
-  const server: Server = createServer((req, res) => {
+  const { server, host } = await listenLoopback((req, res) => {
     if (seen++ < failures) {
       res.writeHead(503).end("try later");
       return;
     }
-    const upstream = httpRequest(
-      `http://${registry.host}${req.url}`,
-      { method: req.method, headers: { ...req.headers, host: registry.host } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.writeHead(502).end());
-    req.pipe(upstream);
+    forward(registry.host, req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    host,
     requests: () => seen,
     stop: () => new Promise((r) => server.close(r)),
   };

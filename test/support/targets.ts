@@ -24,9 +24,13 @@ export interface NodeServer extends Target {
   exited: Promise<number | null>;
 }
 
-/** Spawns the built Node entry with exactly `env` (plus PATH) and waits for it to listen. */
-export async function startNode(name: string, env: Record<string, string>): Promise<NodeServer> {
-  const child = spawn(process.execPath, [NODE_ENTRY], {
+/**
+ * Spawns the built Node entry with exactly `env` (plus PATH, and HOST/PORT for a loopback port unless given)
+ * and waits for it to listen. `cwd` runs the entry of another tree (the image test's).
+ */
+export async function startNode(name: string, env: Record<string, string>, cwd?: string): Promise<NodeServer> {
+  const child = spawn(process.execPath, [cwd ? "dist/node.js" : NODE_ENTRY], {
+    ...(cwd ? { cwd } : {}),
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
