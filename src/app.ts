@@ -3,11 +3,12 @@ import { parsePreconditions } from "./core/conditional.ts";
 import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError } from "./core/errors.ts";
 import { checkName } from "./core/names.ts";
 import { PLUGINS } from "./core/layout.ts";
-import { webDigest, type Digest } from "./core/metadata.ts";
+import { webHasher, type HasherFactory } from "./core/metadata.ts";
 import { prefersJson } from "./core/negotiate.ts";
 import { parsePluginPath } from "./core/paths.ts";
 import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
-import { servePluginFile } from "./http/plugin-file.ts";
+import { derivedMetadataCache, servePluginFile } from "./http/plugin-file.ts";
+import { toResponse, type Sender } from "./http/reply.ts";
 import { objectRequest } from "./http/serve-object.ts";
 import type { Store } from "./storage/store.ts";
 
@@ -15,13 +16,20 @@ export interface AppOptions {
   readonly store: Store;
   /** Cache-Control for files under versioned paths; they never change once published. */
   readonly cacheControl?: string;
+  /** Cache-Control for files served through an alias: an alias can be re-pointed, so never immutable. */
+  readonly aliasCacheControl?: string;
   /** MD5 and SHA-256, for metadata derived on the fly; defaults to Web Crypto. */
-  readonly digest?: Digest;
-  /** Where unexpected errors go; defaults to console.error. */
+  readonly hasher?: HasherFactory;
+  /** Turns a plugin file's reply into the runtime's response; defaults to a web Response. */
+  readonly send?: Sender;
+  /** Resolves when the server can serve (its store answers); throws an HttpError when not. Defaults to listing the store. */
+  readonly ready?: () => Promise<void>;
+  /** Where errors of the server (5xx) go, with their details; defaults to console.error. */
   readonly logError?: (error: unknown) => void;
 }
 
 export const DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable";
+export const DEFAULT_ALIAS_CACHE_CONTROL = "public, max-age=300";
 const ALLOWED_METHODS = ["GET", "HEAD"] as const;
 
 /** The whole HTTP surface, free of any runtime: the Node and Worker entries only adapt it. */
@@ -30,16 +38,22 @@ export function createApp(options: AppOptions): Hono {
   const files = {
     store,
     cacheControl: options.cacheControl ?? DEFAULT_CACHE_CONTROL,
-    digest: options.digest ?? webDigest,
+    aliasCacheControl: options.aliasCacheControl ?? DEFAULT_ALIAS_CACHE_CONTROL,
+    hasher: options.hasher ?? webHasher,
+    derived: derivedMetadataCache(),
   };
+  const send = options.send ?? toResponse;
+  const ready = options.ready ?? (async () => void (await store.list(PLUGINS)));
   const logError = options.logError ?? ((error: unknown) => console.error(error));
   const app = new Hono();
 
   app.use(async (c, next) => {
     const method = c.req.method;
     if (method !== "GET" && method !== "HEAD") throw new MethodNotAllowedError(method, ALLOWED_METHODS);
+    // For what the handlers build with `c`; plugin file replies carry it themselves (touching
+    // c.res afterwards would turn every response's headers into a Headers object).
+    c.header("X-Content-Type-Options", "nosniff");
     await next();
-    c.res.headers.set("X-Content-Type-Options", "nosniff");
   });
 
   // The catalog; also what Higress's docker-compose health check (`curl -sf /`) reads.
@@ -55,7 +69,7 @@ export function createApp(options: AppOptions): Hono {
   app.get("/healthz", (c) => c.text("ok\n"));
 
   app.get("/readyz", async (c) => {
-    await store.list(PLUGINS); // throws StoreUnavailableError (503) when the store cannot be read
+    await ready(); // throws StoreUnavailableError (503) when the store cannot be read
     c.header("Cache-Control", "no-store");
     return c.text("ready\n");
   });
@@ -71,8 +85,9 @@ export function createApp(options: AppOptions): Hono {
         return versionFiles(c, store, path.name, path.version);
       case "file": {
         const method = c.req.method === "HEAD" ? "HEAD" : "GET";
-        const req = objectRequest(method, c.req.raw.headers, parsePreconditions(c.req.raw.headers));
-        return servePluginFile(files, req, path.name, path.version, path.file);
+        const headers = c.req.raw.headers;
+        const req = objectRequest(method, (name) => headers.get(name) ?? undefined, parsePreconditions(headers));
+        return send(await servePluginFile(files, req, path.name, path.version, path.file), c.env);
       }
     }
   };
@@ -87,7 +102,7 @@ export function createApp(options: AppOptions): Hono {
     const known = error instanceof HttpError ? error : undefined;
     if (!known || known.status >= 500) logError(error);
     const status = known?.status ?? 500;
-    const message = known?.message ?? "internal error";
+    const message = known?.publicMessage ?? "internal error";
     const headers: Record<string, string> = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", ...known?.headers };
     if (prefersJson(c.req.header("accept"))) {
       return c.json({ error: { status, message, ...known?.details } }, status, headers);

@@ -1,21 +1,40 @@
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { getRequestListener } from "@hono/node-server";
 import { createApp } from "./app.ts";
-import type { Digest } from "./core/metadata.ts";
+import { StoreUnavailableError } from "./core/errors.ts";
+import { PLUGINS } from "./core/layout.ts";
+import type { HasherFactory } from "./core/metadata.ts";
 import { accessLog } from "./node/access-log.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
-import { LocationError } from "./storage/location.ts";
+import { nodeSender } from "./node/send.ts";
 import { CachedStore } from "./storage/cached.ts";
+import { DiskCache } from "./storage/disk-cache.ts";
+import { LocationError } from "./storage/location.ts";
 import { openStore } from "./storage/open.ts";
+import { PolicyStore } from "./storage/policy.ts";
 import type { Store } from "./storage/store.ts";
 
 /** The embedded default: example plugins shipped beside the code (`dist/` and `src/` are both one level down). */
 const EXAMPLE_STORE = fileURLToPath(new URL("../examples/store", import.meta.url));
 
-const nodeDigest: Digest = async (algorithm, data) =>
-  createHash(algorithm === "MD5" ? "md5" : "sha256").update(data).digest("hex");
+/** MD5 and SHA-256 as the module streams by. */
+const nodeHasher: HasherFactory = () => {
+  const md5 = createHash("md5");
+  const sha256 = createHash("sha256");
+  let size = 0;
+  return {
+    update(chunk) {
+      md5.update(chunk);
+      sha256.update(chunk);
+      size += chunk.length;
+    },
+    digest: async () => ({ md5: md5.digest("hex"), sha256: sha256.digest("hex"), size }),
+  };
+};
 
 async function main(): Promise<void> {
   let config;
@@ -28,9 +47,9 @@ async function main(): Promise<void> {
     return;
   }
   const location = config.store ?? { kind: "file" as const, root: EXAMPLE_STORE };
-  let store: Store;
+  let backend: Store;
   try {
-    store = await openStore(location, { ...config.s3 });
+    backend = await openStore(location, { ...config.s3, timeoutMs: config.storePolicy.stallMs });
   } catch (error) {
     if (!(error instanceof LocationError)) throw error;
     console.error(`invalid configuration:\n  - STORE: ${error.message}`);
@@ -38,10 +57,37 @@ async function main(): Promise<void> {
     return;
   }
 
+  // Layers, innermost first: the backend; deadlines, retries and the breaker; disk copies of
+  // large objects (remote stores only: a file store is a disk already); the memory cache.
+  const policy = new PolicyStore(backend, config.storePolicy);
+  let store: Store = policy;
+  const diskDir = config.diskCache?.dir ?? (location.kind === "s3" ? path.join(tmpdir(), "higress-plugin-server-cache") : undefined);
+  if (location.kind === "s3" && diskDir && config.cache.ttlSeconds > 0) {
+    store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000 });
+  }
   if (config.cache.ttlSeconds > 0) {
     store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes });
   }
-  const app = createApp({ store, cacheControl: config.cacheControl, digest: nodeDigest });
+
+  let draining = false;
+  let readyUntil = 0;
+  const ready = async () => {
+    if (draining) throw new StoreUnavailableError("shutting down", { retryAfter: 1 });
+    if (Date.now() < readyUntil) return;
+    // Past the caches, with a deadline of its own and no retries: the kubelet must see "not ready" in time.
+    await policy.list(PLUGINS, { timeoutMs: 1_500, retries: 0 });
+    readyUntil = Date.now() + 2_000;
+  };
+
+  const sender = nodeSender({ streamBudget: config.streamBudget });
+  const app = createApp({
+    store,
+    cacheControl: config.cacheControl,
+    aliasCacheControl: config.aliasCacheControl,
+    hasher: nodeHasher,
+    send: sender,
+    ready,
+  });
   const server = createServer(getRequestListener(app.fetch));
   server.on("request", accessLog(config.logFormat));
   server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts, so they close first
@@ -58,7 +104,7 @@ async function main(): Promise<void> {
 
   // Readiness is reported by /readyz; at start only warn, since the store (MinIO in the same
   // chart, for instance) may come up after us.
-  store.list("plugins/").catch((error: Error) => console.error(`warning: store not reachable yet: ${error.message}`));
+  backend.list(PLUGINS).catch((error: Error) => console.error(`warning: store not reachable yet: ${error.message}`));
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -67,18 +113,25 @@ async function main(): Promise<void> {
       return;
     }
     stopping = true;
-    console.log(`${signal}: finishing requests in flight (up to ${config.shutdownGraceMs / 1000}s)`);
-    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
-    force.unref();
-    // close() only drops connections idle at this moment; a keep-alive connection whose
-    // download finishes later would hold shutdown open until its idle timeout.
-    const sweep = setInterval(() => server.closeIdleConnections(), 100);
-    server.close(() => {
-      clearTimeout(force);
-      clearInterval(sweep);
-      void Promise.resolve(store.close?.()).finally(() => console.log("stopped"));
-    });
-    server.closeIdleConnections();
+    // Rollout order: report not ready first and keep accepting while endpoints are updated
+    // (the load balancer still sends requests for a moment), then stop accepting and let
+    // downloads in flight finish within the grace period.
+    draining = true;
+    const delay = signal === "SIGTERM" ? config.drainDelayMs : 0; // Ctrl-C needs no load balancer to catch up
+    console.log(`${signal}: not ready; accepting for ${delay / 1000}s, then finishing requests in flight (up to ${config.shutdownGraceMs / 1000}s)`);
+    setTimeout(() => {
+      const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
+      force.unref();
+      // close() only drops connections idle at this moment; a keep-alive connection whose
+      // download finishes later would hold shutdown open until its idle timeout.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      server.close(() => {
+        clearTimeout(force);
+        clearInterval(sweep);
+        void Promise.resolve(store.close?.()).finally(() => console.log("stopped"));
+      });
+      server.closeIdleConnections();
+    }, delay).unref();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -1,7 +1,8 @@
 import { HttpError } from "./errors.ts";
 import { aliasesKey } from "./layout.ts";
 import { checkVersion } from "./names.ts";
-import type { Store } from "../storage/store.ts";
+import { readBytes, type Store } from "../storage/store.ts";
+import { parsedOnce } from "./parsed-once.ts";
 
 /** Version -> the version whose files it serves. One hop only, so no alias can loop. */
 export type Aliases = Readonly<Record<string, string>>;
@@ -25,20 +26,20 @@ export function parseAliases(name: string, text: string): Aliases {
   if (typeof aliases !== "object" || aliases === null || Array.isArray(aliases)) {
     throw fail('expected {"aliases": {"<version>": "<target version>"}}');
   }
-  const result: Record<string, string> = {};
+  const result: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [from, to] of Object.entries(aliases)) {
     const problem = checkVersion(from) ?? (typeof to === "string" ? checkVersion(to) : "target is not a string");
     if (problem) throw fail(`${from}: ${problem}`);
     result[from] = to as string;
   }
   for (const [from, to] of Object.entries(result)) {
-    if (to in result) throw fail(`${from} -> ${to} points at another alias; aliases must name a real version`);
+    if (Object.hasOwn(result, to)) throw fail(`${from} -> ${to} points at another alias; aliases must name a real version`);
   }
   return result;
 }
 
 export async function readAliases(store: Store, name: string): Promise<Aliases> {
   const object = await store.get(aliasesKey(name));
-  if (!object?.body) return {};
-  return parseAliases(name, await new Response(object.body).text());
+  if (!object) return {};
+  return parsedOnce(await readBytes(object), (bytes) => parseAliases(name, new TextDecoder().decode(bytes)));
 }

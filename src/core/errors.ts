@@ -13,6 +13,11 @@ export class HttpError extends Error {
     super(message);
     this.name = new.target.name;
   }
+
+  /** The message for the response body; subclasses hide internals here. */
+  get publicMessage(): string {
+    return this.message;
+  }
 }
 
 export class BadRequestError extends HttpError {
@@ -44,8 +49,13 @@ export class UriTooLongError extends HttpError {
  * which retries 5xx but never 4xx, tries again instead of failing the plugin.
  */
 export class StoreUnavailableError extends HttpError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(503, message, { "Retry-After": "1" });
+  constructor(message: string, options?: { cause?: unknown; retryAfter?: number }) {
+    super(503, message, { "Retry-After": String(options?.retryAfter ?? 1) });
     if (options?.cause !== undefined) this.cause = options.cause;
+  }
+
+  /** What anonymous clients are told: the bucket, prefix and endpoint stay in the log. */
+  override get publicMessage(): string {
+    return "the plugin store is unavailable right now; try again shortly";
   }
 }

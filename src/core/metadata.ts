@@ -62,31 +62,37 @@ export function parseMetadataJson(text: string): PluginMetadata | undefined {
   return value as PluginMetadata;
 }
 
-export type Digest = (algorithm: "MD5" | "SHA-256", data: Uint8Array) => Promise<string>;
-
-/**
- * Web Crypto digests. SHA-256 works everywhere; MD5 is a workerd extension, so the Node entry
- * passes its own `node:crypto` digest instead.
- */
-export const webDigest: Digest = async (algorithm, data) =>
-  toHex(new Uint8Array(await crypto.subtle.digest(algorithm, data as Uint8Array<ArrayBuffer>)));
+/** Digests of a module fed a chunk at a time (Node hashes as it streams; Web Crypto has no streaming digest). */
+export interface Hasher {
+  update(chunk: Uint8Array): void;
+  digest(): Promise<{ readonly md5: string; readonly sha256: string; readonly size: number }>;
+}
+export type HasherFactory = () => Hasher;
 
 export const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
-/** Metadata for a version that was stored without any (a hand-made tree): computed from its bytes. */
-export async function computeMetadata(
-  digest: Digest,
-  fields: { name: string; version: string; bytes: Uint8Array; lastModified: Date },
-): Promise<PluginMetadata> {
-  const [md5, sha256] = await Promise.all([digest("MD5", fields.bytes), digest("SHA-256", fields.bytes)]);
-  const time = fields.lastModified.toISOString();
+/**
+ * Web Crypto: SHA-256 works everywhere; MD5 is a workerd extension. The chunks are joined
+ * first, since Web Crypto cannot digest a stream; the Node entry passes a streaming hasher.
+ */
+export const webHasher: HasherFactory = () => {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   return {
-    name: fields.name,
-    version: fields.version,
-    size: fields.bytes.byteLength,
-    md5,
-    sha256,
-    created: time,
-    lastModified: time,
+    update(chunk) {
+      chunks.push(chunk);
+      size += chunk.length;
+    },
+    async digest() {
+      const all = new Uint8Array(size);
+      let at = 0;
+      for (const chunk of chunks) {
+        all.set(chunk, at);
+        at += chunk.length;
+      }
+      const hex = async (algorithm: string) => toHex(new Uint8Array(await crypto.subtle.digest(algorithm, all)));
+      const [md5, sha256] = await Promise.all([hex("MD5"), hex("SHA-256")]);
+      return { md5, sha256, size };
+    },
   };
-}
+};

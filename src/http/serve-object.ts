@@ -1,7 +1,9 @@
 import { evaluatePreconditions, ifRangeHolds, type Preconditions } from "../core/conditional.ts";
 import { acceptsGzip } from "../core/negotiate.ts";
 import { contentRange, parseRange, resolveRange, unsatisfiedRange, type ByteRange } from "../core/range.ts";
-import type { ObjectInfo, Store, StoredObject } from "../storage/store.ts";
+import { StoreUnavailableError } from "../core/errors.ts";
+import { discard, type ObjectInfo, type Store, type StoredObject } from "../storage/store.ts";
+import type { Reply } from "./reply.ts";
 
 export interface ObjectRequest {
   readonly method: "GET" | "HEAD";
@@ -11,12 +13,12 @@ export interface ObjectRequest {
   readonly acceptsGzip: boolean;
 }
 
-export function objectRequest(method: "GET" | "HEAD", headers: Headers, conditions: Preconditions): ObjectRequest {
+export function objectRequest(method: "GET" | "HEAD", header: (name: string) => string | undefined, conditions: Preconditions): ObjectRequest {
   return {
     method,
     conditions,
-    range: method === "GET" ? parseRange(headers.get("range")) : undefined,
-    acceptsGzip: acceptsGzip(headers.get("accept-encoding")),
+    range: method === "GET" ? parseRange(header("range")) : undefined,
+    acceptsGzip: acceptsGzip(header("accept-encoding")),
   };
 }
 
@@ -26,13 +28,18 @@ export interface ServeOptions {
   /** Key of a gzip-encoded variant to prefer when the client accepts gzip (RFC 9110 section 8.4). */
   readonly gzipKey?: string;
   readonly extraHeaders?: Readonly<Record<string, string>>;
+  /**
+   * The entity-tag to send instead of the store's (content-based, or marked per alias target).
+   * The store then cannot evaluate conditions for us: they are checked here only.
+   */
+  readonly etag?: (info: ObjectInfo, encoding: "gzip" | undefined) => string;
 }
 
 /**
  * Answers GET or HEAD for one stored object: 200, 206, 304, 412 or 416. `null` when the
  * object does not exist, so the caller can try an alias or answer 404.
  */
-export async function serveObject(store: Store, key: string, req: ObjectRequest, options: ServeOptions): Promise<Response | null> {
+export async function serveObject(store: Store, key: string, req: ObjectRequest, options: ServeOptions): Promise<Reply | null> {
   // Ranges apply to the identity encoding only: a byte offset into gzip bytes is useless to the client.
   if (options.gzipKey && req.acceptsGzip && !req.range) {
     const gzip = await serveVariant(store, options.gzipKey, req, options, "gzip");
@@ -47,99 +54,113 @@ async function serveVariant(
   req: ObjectRequest,
   options: ServeOptions,
   encoding: "gzip" | undefined,
-): Promise<Response | null> {
-  const headers = (info: ObjectInfo) => {
-    const h = new Headers({
-      "Content-Type": options.contentType,
-      ETag: info.etag,
-      "Last-Modified": info.lastModified.toUTCString(),
-      "Cache-Control": options.cacheControl,
-      "Accept-Ranges": "bytes",
-      ...options.extraHeaders,
-    });
-    if (encoding) h.set("Content-Encoding", encoding);
-    if (options.gzipKey) h.set("Vary", "Accept-Encoding");
-    return h;
-  };
+): Promise<Reply | null> {
+  const validated = (stored: ObjectInfo): ObjectInfo => (options.etag ? { ...stored, etag: options.etag(stored, encoding) } : stored);
+  const headers = (info: ObjectInfo): Record<string, string> => ({
+    "Content-Type": options.contentType,
+    ETag: info.etag,
+    "Last-Modified": info.lastModified.toUTCString(),
+    "Cache-Control": options.cacheControl,
+    "Accept-Ranges": "bytes",
+    ...(encoding ? { "Content-Encoding": encoding } : {}),
+    ...(options.gzipKey ? { Vary: "Accept-Encoding" } : {}),
+    ...options.extraHeaders,
+  });
 
   if (req.method === "HEAD") {
     // HEAD never opens a body: an unread SDK stream would pin a pooled connection.
-    const info = await store.head(key);
-    if (!info) return null;
-    const answer = preconditionAnswer(req, info, headers(info));
-    if (answer) return answer;
+    const stored = await store.head(key);
+    if (!stored) return null;
+    const info = validated(stored);
     const h = headers(info);
-    h.set("Content-Length", String(info.size));
-    return new Response(null, { status: 200, headers: h });
+    const answer = preconditionAnswer(req, info, h);
+    if (answer) return answer;
+    h["Content-Length"] = String(info.size);
+    return { status: 200, headers: h, body: null };
   }
 
-  let object = await store.get(key, { conditions: req.conditions, ...(req.range ? { range: req.range } : {}) });
+  const pushDown = options.etag ? {} : { conditions: req.conditions };
+  let object = await store.get(key, { ...pushDown, ...(req.range ? { range: req.range } : {}) });
   if (!object) return null;
-  const { info } = object;
-  const answer = preconditionAnswer(req, info, headers(info));
+  const info = validated(object.info);
+  const h = headers(info);
+  const answer = preconditionAnswer(req, info, h);
   if (answer) {
-    await object.body?.cancel();
+    discard(object);
     return answer;
   }
 
   // RFC 9110 section 13.1.5: a stale If-Range turns the request into a plain GET.
   const range = req.range && ifRangeHolds(req.conditions.ifRange, info) ? req.range : undefined;
-  const h = headers(info);
   if (range) {
     const wanted = resolveRange(range, info.size);
     if (!wanted) {
-      await object.body?.cancel();
+      discard(object);
       // Section 15.5.17: a 416 names the current length so the client can ask again correctly.
-      h.set("Content-Range", unsatisfiedRange(info.size));
-      h.delete("Content-Type");
+      h["Content-Range"] = unsatisfiedRange(info.size);
       return text(416, `range not satisfiable: the object is ${info.size} bytes\n`, h);
     }
-    if (!object.body || object.range?.start !== wanted.start || object.range.end !== wanted.end) {
+    if (!holds(object) || object.range?.start !== wanted.start || object.range.end !== wanted.end) {
+      const before = object.info.etag;
       object = await refetch(store, key, object, range);
-      if (!object?.body) return null;
+      if (!object) return null;
+      // The object changed meanwhile, or the backend sent another part: never send bytes that do not
+      // match Content-Range (a keep-alive connection would desync); the whole object instead.
+      if (object.info.etag !== before || object.range?.start !== wanted.start || object.range.end !== wanted.end) {
+        return whole(object, headers(validated(object.info)));
+      }
     }
-    h.set("Content-Range", contentRange(wanted, info.size));
-    h.set("Content-Length", String(wanted.end - wanted.start + 1));
-    return new Response(bodyOf(object), { status: 206, headers: h });
+    h["Content-Range"] = contentRange(wanted, info.size);
+    h["Content-Length"] = String(wanted.end - wanted.start + 1);
+    return reply(206, h, object);
   }
-  if (!object.body || object.range) {
+  if (!holds(object) || object.range) {
     object = await refetch(store, key, object, undefined);
-    if (!object?.body) return null;
+    if (!object) return null;
   }
-  h.set("Content-Length", String(object.info.size));
-  return new Response(bodyOf(object), { status: 200, headers: h });
+  return whole(object, h);
 }
 
-/** In-memory bytes go out as they are (the Node adapter writes them without a stream); else the stream. */
-function bodyOf(object: StoredObject): ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer> | null {
-  if (!object.bytes) return object.body;
-  void object.body?.cancel();
-  return object.bytes as Uint8Array<ArrayBuffer>;
+function whole(object: StoredObject, h: Record<string, string>): Reply {
+  if (object.range || !holds(object)) {
+    discard(object);
+    throw new StoreUnavailableError(`store sent a part of ${object.info.key} when asked for all of it`);
+  }
+  h["Content-Length"] = String(object.info.size);
+  delete h["Content-Range"];
+  return reply(200, h, object);
+}
+
+const holds = (object: StoredObject) => object.bytes !== undefined || object.reader !== undefined || object.body !== null;
+
+/** The cheapest form of the body the object has: shared bytes, a chunk reader, or its stream. */
+function reply(status: number, headers: Record<string, string>, object: StoredObject): Reply {
+  const body = object.bytes ?? object.reader ?? object.body;
+  return { status, headers, body, ...(object.release ? { release: object.release } : {}) };
 }
 
 /** The backend's answer did not fit what we decided to send (it skipped the body, or sent the wrong part). */
 async function refetch(store: Store, key: string, previous: StoredObject, range: ByteRange | undefined) {
-  await previous.body?.cancel();
+  discard(previous);
   return store.get(key, range ? { range } : {});
 }
 
 /** RFC 9110 section 13.2.2: 304 for GET/HEAD whose cached copy is current, 412 when a precondition is false. */
-function preconditionAnswer(req: ObjectRequest, info: ObjectInfo, h: Headers): Response | null {
+function preconditionAnswer(req: ObjectRequest, info: ObjectInfo, h: Record<string, string>): Reply | null {
   const outcome = evaluatePreconditions(req.conditions, info, req.method);
   if (outcome === "proceed") return null;
+  delete h["Content-Type"];
   if (outcome === "not-modified") {
     // Section 15.4.5: a 304 carries the validators and caching fields a 200 would, and no content.
-    h.delete("Content-Type");
-    h.delete("Accept-Ranges");
-    return new Response(null, { status: 304, headers: h });
+    delete h["Accept-Ranges"];
+    return { status: 304, headers: h, body: null };
   }
-  h.delete("Content-Type");
   return text(412, "precondition failed: the object does not match If-Match or If-Unmodified-Since\n", h);
 }
 
-function text(status: number, body: string, headers: Headers): Response {
-  headers.set("Content-Type", "text/plain; charset=utf-8");
-  headers.set("Cache-Control", "no-store");
-  headers.delete("Content-Encoding");
-  return new Response(body, { status, headers });
+function text(status: number, body: string, headers: Record<string, string>): Reply {
+  headers["Content-Type"] = "text/plain; charset=utf-8";
+  headers["Cache-Control"] = "no-store";
+  delete headers["Content-Encoding"];
+  return { status, headers, body: new TextEncoder().encode(body) };
 }

@@ -1,5 +1,5 @@
 import { parseStoreLocation, LocationError, type StoreLocation } from "../storage/location.ts";
-import { DEFAULT_CACHE_CONTROL } from "../app.ts";
+import { DEFAULT_ALIAS_CACHE_CONTROL, DEFAULT_CACHE_CONTROL } from "../app.ts";
 
 /** Server configuration from environment variables, validated up front with messages that name the variable. */
 export interface ServerConfig {
@@ -9,10 +9,18 @@ export interface ServerConfig {
   readonly store: StoreLocation | undefined;
   readonly s3: S3Settings;
   readonly cacheControl: string;
+  readonly aliasCacheControl: string;
   readonly logFormat: "text" | "json";
   readonly shutdownGraceMs: number;
+  /** After SIGTERM: /readyz answers 503 while the server still accepts, for this long. */
+  readonly drainDelayMs: number;
   /** In-memory cache in front of the store; ttlSeconds 0 turns it off. */
   readonly cache: { readonly ttlSeconds: number; readonly maxBytes: number };
+  /** Disk copies of large objects of a remote store; undefined: off. */
+  readonly diskCache: { readonly dir: string; readonly maxBytes: number } | undefined;
+  /** Bytes all streaming downloads may hold in memory at once. */
+  readonly streamBudget: number;
+  readonly storePolicy: { readonly timeoutMs: number; readonly stallMs: number; readonly retries: number };
 }
 
 export interface S3Settings {
@@ -120,17 +128,34 @@ export function loadConfig(env: Env): ServerConfig {
   if (/[\r\n\0]/.test(cacheControl)) read.problems.push("CACHE_CONTROL must be a single header value line");
   const logFormat = read.get("LOG_FORMAT") ?? "text";
   if (logFormat !== "text" && logFormat !== "json") read.problems.push(`LOG_FORMAT=${logFormat} must be text or json`);
+  const aliasCacheControl = read.get("ALIAS_CACHE_CONTROL") ?? DEFAULT_ALIAS_CACHE_CONTROL;
+  if (/[\r\n\0]/.test(aliasCacheControl)) read.problems.push("ALIAS_CACHE_CONTROL must be a single header value line");
+  else if (/immutable/i.test(aliasCacheControl)) read.problems.push("ALIAS_CACHE_CONTROL must not be immutable: an alias can be re-pointed");
+  const cacheDir = read.get("CACHE_DIR");
+  const timeoutMs = read.integer("STORE_TIMEOUT_MS", 5_000, 100, 600_000);
   const config: ServerConfig = {
     port: read.integer("PORT", 8080, 0, 65535),
     host: read.get("HOST") ?? "0.0.0.0",
     store,
     s3,
     cacheControl,
+    aliasCacheControl,
     logFormat: logFormat === "json" ? "json" : "text",
-    shutdownGraceMs: read.integer("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600) * 1000,
+    shutdownGraceMs: read.integer("SHUTDOWN_GRACE_SECONDS", 30, 0, 3600) * 1000,
+    drainDelayMs: read.integer("DRAIN_DELAY_SECONDS", 5, 0, 600) * 1000,
     cache: {
       ttlSeconds: read.integer("CACHE_TTL_SECONDS", 30, 0, 86_400),
-      maxBytes: read.integer("CACHE_MAX_MB", 64, 1, 65_536) * 1024 * 1024,
+      maxBytes: read.integer("CACHE_MAX_MB", 128, 1, 65_536) * 1024 * 1024,
+    },
+    diskCache:
+      cacheDir === undefined || cacheDir === "off"
+        ? undefined
+        : { dir: cacheDir, maxBytes: read.integer("CACHE_DIR_MAX_MB", 2048, 16, 16 * 1024 * 1024) * 1024 * 1024 },
+    streamBudget: read.integer("STREAM_BUFFER_MB", 16, 1, 4096) * 1024 * 1024,
+    storePolicy: {
+      timeoutMs,
+      stallMs: read.integer("STORE_STALL_TIMEOUT_MS", Math.max(timeoutMs, 10_000), 100, 600_000),
+      retries: read.integer("STORE_RETRIES", 2, 0, 10),
     },
   };
   read.check();

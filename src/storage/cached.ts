@@ -1,174 +1,295 @@
+import { LRUCache } from "lru-cache";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { resolveRange } from "../core/range.ts";
-import type { GetOptions, Listing, ObjectInfo, Store, StoredObject } from "./store.ts";
+import { discard, onceStream, readBytes, type CallOptions, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
 
 /**
- * An in-memory cache in front of any Store. A gateway rollout asks for the same few plugins
- * from every replica at once: concurrent reads of a key share one backend read (coalescing),
- * and small objects are then answered from memory, whole or by range, until their entry ages
- * out. Misses are remembered briefly, listings for a few seconds; errors are never cached.
+ * An in-memory cache in front of any Store, sized for a gateway rollout: every replica asks
+ * for the same plugins at once. Concurrent reads of a key share one backend read; objects up to
+ * `maxObjectBytes` are then answered from one shared buffer (no copy per request, whatever the
+ * number of connections). Larger objects, or any object when the budget is taken, go to the
+ * backend per request: a file store streams them from disk, an S3 store from the disk cache.
  *
- * Freshness is bounded by the TTLs: plugin files never change at their URL, but aliases.json,
- * index.json and listings do, so a change in the store shows within `ttlMs` (30 s by default).
+ * Memory stays within `maxBytes`, counting buffers that were evicted but are still being sent
+ * (pinned): nothing is loaded while they leave no room. Facts, misses and listings are kept in
+ * entry-bounded LRUs with short lifetimes, so a scanner asking for a million names costs a
+ * fixed amount of memory.
+ *
+ * Freshness: after `ttlMs` an entry is revalidated with a HEAD (same ETag and size: kept, so a
+ * 20 MiB plugin is not read again every 30 s). When the store fails, cached objects keep serving.
  */
 export interface CacheOptions {
-  /** Memory for object bytes, in total. */
+  /** Memory for object bytes, in total, pinned buffers included. */
   readonly maxBytes?: number;
-  /** Larger objects are streamed from the backend every time (only their facts are cached). */
+  /** Larger objects are never held in memory. */
   readonly maxObjectBytes?: number;
   readonly ttlMs?: number;
   readonly missTtlMs?: number;
   readonly listTtlMs?: number;
+  /** Facts and misses remembered at most (each a few hundred bytes). */
+  readonly maxEntries?: number;
   /** For tests. */
   readonly now?: () => number;
 }
 
-type Entry =
-  | { readonly kind: "bytes"; readonly info: ObjectInfo; readonly bytes: Uint8Array; readonly expires: number }
-  | { readonly kind: "info"; readonly info: ObjectInfo; readonly expires: number } // too large to keep
-  | { readonly kind: "missing"; readonly expires: number };
+interface Held {
+  readonly info: ObjectInfo;
+  readonly bytes: Uint8Array;
+  checked: number;
+  pins: number;
+  evicted: boolean;
+}
+
+type Fact = { readonly info: ObjectInfo; checked: number } | { readonly info: null };
+
+type Loaded =
+  | { readonly kind: "held"; readonly held: Held }
+  | { readonly kind: "missing" }
+  /** Not kept in memory; the caller that started the load gets the live object. */
+  | { readonly kind: "direct"; readonly object: StoredObject; taken: boolean };
+
+export const DEFAULT_CACHE_BYTES = 128 * 1024 * 1024;
 
 export class CachedStore implements Store {
   readonly description: string;
   readonly #inner: Store;
-  readonly #entries = new Map<string, Entry>(); // insertion order = least recently used first
-  readonly #lists = new Map<string, { listing: Listing; expires: number }>();
-  readonly #loading = new Map<string, Promise<Entry>>();
+  readonly #objects: LRUCache<string, Held>;
+  readonly #facts: LRUCache<string, Fact>;
+  readonly #lists: LRUCache<string, Listing>;
+  readonly #loading = new Map<string, Promise<Loaded>>();
+  readonly #checking = new Map<string, Promise<Held | undefined>>();
   readonly #listing = new Map<string, Promise<Listing>>();
   readonly #maxBytes: number;
   readonly #maxObjectBytes: number;
   readonly #ttl: number;
   readonly #missTtl: number;
-  readonly #listTtl: number;
   readonly #now: () => number;
-  #bytes = 0;
+  /** Bytes of buffers evicted from the LRU that responses still hold. */
+  #pinnedEvicted = 0;
 
   constructor(inner: Store, options: CacheOptions = {}) {
     this.#inner = inner;
-    this.#maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
-    this.#maxObjectBytes = Math.min(options.maxObjectBytes ?? 8 * 1024 * 1024, this.#maxBytes);
+    this.#maxBytes = options.maxBytes ?? DEFAULT_CACHE_BYTES;
+    this.#maxObjectBytes = Math.min(options.maxObjectBytes ?? 32 * 1024 * 1024, Math.floor(this.#maxBytes / 2));
     this.#ttl = options.ttlMs ?? 30_000;
     this.#missTtl = options.missTtlMs ?? 2_000;
-    this.#listTtl = options.listTtlMs ?? 5_000;
     this.#now = options.now ?? Date.now;
+    const maxEntries = options.maxEntries ?? 10_000;
+    this.#objects = new LRUCache<string, Held>({
+      maxSize: this.#maxBytes,
+      sizeCalculation: (held) => Math.max(1, held.bytes.length),
+      dispose: (held) => {
+        if (held.pins > 0) {
+          held.evicted = true;
+          this.#pinnedEvicted += held.bytes.length;
+        }
+      },
+    });
+    // A clock of the tests' own must be read on every check (lru-cache otherwise caches it for 1 ms).
+    const clock = options.now ? { perf: { now: options.now }, ttlResolution: 0 } : {};
+    this.#facts = new LRUCache<string, Fact>({ max: maxEntries, ttl: this.#ttl, ...clock });
+    // A listing's cost grows with its entries: bound the total of entries, not the number of listings.
+    this.#lists = new LRUCache<string, Listing>({
+      maxSize: 20 * maxEntries,
+      sizeCalculation: (l) => 1 + l.prefixes.length + l.objects.length,
+      ttl: options.listTtlMs ?? 5_000,
+      ...clock,
+    });
     this.description = `${inner.description} (cached)`;
   }
 
-  /** Bytes held in memory now. */
+  /** Bytes held in memory now: cached buffers and evicted ones still being sent. */
   get size(): number {
-    return this.#bytes;
+    return this.#objects.calculatedSize + this.#pinnedEvicted;
+  }
+
+  /** Entries of every kind, for tests and metrics. */
+  get entries(): { objects: number; facts: number; lists: number; loading: number } {
+    return { objects: this.#objects.size, facts: this.#facts.size, lists: this.#lists.size, loading: this.#loading.size };
   }
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
-    const entry = this.#fresh(key) ?? (await this.#load(key));
-    if (entry.kind === "missing") return null;
-    if (entry.kind === "info") return this.#inner.get(key, options); // large: stream it from the backend
-    const { info, bytes } = entry;
-    const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
-    const range = options.range ? resolveRange(options.range, info.size) : undefined;
-    if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
-    const part = range ? bytes.subarray(range.start, range.end + 1) : bytes;
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        if (part.length > 0) controller.enqueue(part);
-        controller.close();
-      },
-    });
-    return range ? { info, body, range, bytes: part } : { info, body, bytes: part };
+    const held = await this.#held(key);
+    if (held) return this.#serve(held, options);
+    const fact = this.#facts.get(key);
+    if (fact && !fact.info) return null;
+    if (fact?.info && fact.info.size > this.#maxObjectBytes) return this.#inner.get(key, options);
+    const loaded = await this.#load(key);
+    switch (loaded.kind) {
+      case "missing":
+        return null;
+      case "held":
+        return this.#serve(loaded.held, options);
+      case "direct":
+        // The first caller takes the live object unless it wants a part of it; the others read for themselves.
+        if (!loaded.taken) {
+          loaded.taken = true;
+          if (!options.range && !options.conditions) return loaded.object;
+          discard(loaded.object);
+        }
+        return this.#inner.get(key, options);
+    }
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
-    const entry = this.#fresh(key);
-    if (entry) return entry.kind === "missing" ? null : entry.info;
-    // A HEAD does not pull the body into memory; it shares a load already under way, if any.
+  async head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
+    const held = this.#objects.get(key);
+    if (held && !this.#stale(held.checked)) return held.info;
+    const fact = this.#facts.get(key);
+    if (fact) return fact.info;
     const loading = this.#loading.get(key);
     if (loading) {
       const loaded = await loading;
-      return loaded.kind === "missing" ? null : loaded.info;
+      return loaded.kind === "missing" ? null : loaded.kind === "held" ? loaded.held.info : loaded.object.info;
     }
-    return this.#inner.head(key);
+    const info = await this.#inner.head(key, options);
+    this.#remember(key, info);
+    return info;
   }
 
-  async list(prefix: string): Promise<Listing> {
+  async list(prefix: string, options: CallOptions = {}): Promise<Listing> {
     const cached = this.#lists.get(prefix);
-    if (cached && cached.expires > this.#now()) return cached.listing;
+    if (cached) return cached;
     let pending = this.#listing.get(prefix);
     if (!pending) {
-      pending = this.#inner.list(prefix).then(
-        (listing) => {
-          this.#lists.set(prefix, { listing, expires: this.#now() + this.#listTtl });
-          return listing;
-        },
-      );
-      pending.finally(() => this.#listing.delete(prefix)).catch(() => {});
+      pending = this.#inner.list(prefix, options).then((listing) => {
+        this.#lists.set(prefix, listing);
+        return listing;
+      });
       this.#listing.set(prefix, pending);
+      pending.finally(() => this.#listing.delete(prefix)).catch(() => {});
     }
     return pending;
   }
 
   async close(): Promise<void> {
-    this.#entries.clear();
+    this.#objects.clear();
+    this.#facts.clear();
     this.#lists.clear();
-    this.#bytes = 0;
     await this.#inner.close?.();
   }
 
-  #fresh(key: string): Entry | undefined {
-    const entry = this.#entries.get(key);
-    if (!entry) return undefined;
-    if (entry.expires <= this.#now()) {
-      this.#forget(key, entry);
-      return undefined;
-    }
-    // Move to the most recently used end.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
-    return entry;
+  #stale(checked: number): boolean {
+    return checked + this.#ttl <= this.#now();
   }
 
-  /** One backend read per key at a time; everyone asking meanwhile waits for it. */
-  #load(key: string): Promise<Entry> {
-    let pending = this.#loading.get(key);
+  /** The held copy, revalidated with a HEAD when it is older than the TTL. */
+  async #held(key: string): Promise<Held | undefined> {
+    const held = this.#objects.get(key);
+    if (!held || !this.#stale(held.checked)) return held;
+    let pending = this.#checking.get(key);
     if (!pending) {
-      pending = this.#read(key);
-      pending.finally(() => this.#loading.delete(key)).catch(() => {});
-      this.#loading.set(key, pending);
+      pending = this.#revalidate(key, held);
+      this.#checking.set(key, pending);
+      pending.finally(() => this.#checking.delete(key)).catch(() => {});
     }
     return pending;
   }
 
-  async #read(key: string): Promise<Entry> {
-    const object = await this.#inner.get(key);
-    const now = this.#now();
-    if (!object) return this.#remember(key, { kind: "missing", expires: now + this.#missTtl });
-    if (object.info.size > this.#maxObjectBytes) {
-      await object.body?.cancel();
-      return this.#remember(key, { kind: "info", info: object.info, expires: now + this.#ttl });
+  async #revalidate(key: string, held: Held): Promise<Held | undefined> {
+    let info: ObjectInfo | null;
+    try {
+      info = await this.#inner.head(key);
+    } catch {
+      return held; // the store is failing: what we hold is still the best answer
     }
-    const bytes = object.body ? new Uint8Array(await new Response(object.body).arrayBuffer()) : new Uint8Array();
-    if (bytes.length !== object.info.size) {
-      // The backend sent something other than the object it described: do not keep it.
-      return { kind: "info", info: object.info, expires: now };
+    if (info && info.etag === held.info.etag && info.size === held.info.size) {
+      held.checked = this.#now();
+      return held;
     }
-    return this.#remember(key, { kind: "bytes", info: object.info, bytes, expires: now + this.#ttl });
+    this.#objects.delete(key);
+    this.#remember(key, info);
+    return undefined;
   }
 
-  #remember(key: string, entry: Entry): Entry {
-    const previous = this.#entries.get(key);
-    if (previous) this.#forget(key, previous);
-    this.#entries.set(key, entry);
-    if (entry.kind === "bytes") {
-      this.#bytes += entry.bytes.length;
-      for (const [oldest, old] of this.#entries) {
-        if (this.#bytes <= this.#maxBytes) break;
-        this.#forget(oldest, old);
+  #serve(held: Held, options: GetOptions): StoredObject {
+    const { info, bytes } = held;
+    const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
+    const range = options.range ? resolveRange(options.range, info.size) : undefined;
+    if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
+    const part = range ? bytes.subarray(range.start, range.end + 1) : bytes;
+    held.pins++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      held.pins--;
+      if (held.pins === 0 && held.evicted) {
+        held.evicted = false;
+        this.#pinnedEvicted -= held.bytes.length;
       }
-    }
-    return entry;
+    };
+    let body: ReadableStream<Uint8Array> | undefined;
+    return {
+      info,
+      bytes: part,
+      ...(range ? { range } : {}),
+      get body() {
+        release(); // a stream consumer copies nothing it has to give back
+        return (body ??= onceStream(part));
+      },
+      release,
+    };
   }
 
-  #forget(key: string, entry: Entry): void {
-    this.#entries.delete(key);
-    if (entry.kind === "bytes") this.#bytes -= entry.bytes.length;
+  /** One backend read per key at a time; everyone asking meanwhile waits for it. */
+  #load(key: string): Promise<Loaded> {
+    let pending = this.#loading.get(key);
+    if (!pending) {
+      pending = this.#read(key);
+      this.#loading.set(key, pending);
+      pending.finally(() => this.#loading.delete(key)).catch(() => {});
+    }
+    return pending;
   }
+
+  async #read(key: string): Promise<Loaded> {
+    const object = await this.#inner.get(key);
+    if (!object) {
+      this.#remember(key, null);
+      return { kind: "missing" };
+    }
+    const { info } = object;
+    this.#remember(key, info);
+    if (info.size > this.#maxObjectBytes || !this.#makeRoom(info.size)) return { kind: "direct", object, taken: false };
+    const bytes = await readAll(object);
+    if (bytes.length !== info.size) {
+      // The backend sent something other than the object it described: keep nothing.
+      throw new Error(`store returned ${bytes.length} bytes for ${key}, which it described as ${info.size}`);
+    }
+    const held: Held = { info, bytes, checked: this.#now(), pins: 0, evicted: false };
+    if (this.#makeRoom(info.size)) this.#objects.set(key, held);
+    return { kind: "held", held };
+  }
+
+  /** Evicts unpinned entries, least recently used first, until `size` more bytes fit; false when they cannot. */
+  #makeRoom(size: number): boolean {
+    if (size + this.#pinnedEvicted > this.#maxBytes) return false;
+    for (const key of this.#objects.rkeys()) {
+      if (this.size + size <= this.#maxBytes) break;
+      if (this.#objects.peek(key)?.pins === 0) this.#objects.delete(key);
+    }
+    return this.size + size <= this.#maxBytes;
+  }
+
+  #remember(key: string, info: ObjectInfo | null): void {
+    if (info) this.#facts.set(key, { info, checked: this.#now() });
+    else this.#facts.set(key, { info: null }, { ttl: this.#missTtl });
+  }
+}
+
+/** Reads an object whole into one buffer, from whatever form its body has. */
+async function readAll(object: StoredObject): Promise<Uint8Array> {
+  if (object.bytes || !object.reader) return readBytes(object);
+  const buffer = new Uint8Array(object.info.size);
+  let filled = 0;
+  try {
+    for (let chunk = await object.reader.read(1024 * 1024); chunk; chunk = await object.reader.read(1024 * 1024)) {
+      if (filled + chunk.length > buffer.length) return buffer.subarray(0, 0); // longer than described
+      buffer.set(chunk, filled);
+      filled += chunk.length;
+    }
+  } finally {
+    discard(object);
+  }
+  return buffer.subarray(0, filled);
 }

@@ -1,13 +1,12 @@
-import fs, { createReadStream, type Stats } from "node:fs";
+import fs, { type Stats } from "node:fs";
 import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { resolveRange } from "../core/range.ts";
 import { StoreUnavailableError } from "../core/errors.ts";
-import type { GetOptions, Listing, ObjectInfo, StoredObject, WritableStore } from "./store.ts";
+import { onceStream, readerStream, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
 
 /**
  * A local directory. Reads the reference server's document root as it is
@@ -57,14 +56,23 @@ export class FileStore implements WritableStore {
       if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
       const start = range?.start ?? 0;
       const length = range ? range.end - range.start + 1 : info.size;
-      let body: ReadableStream<Uint8Array>;
+      const part = range ? { range } : {};
       if (length <= SMALL) {
-        body = await readWhole(fd, start, length);
-      } else {
-        body = streamFrom(fd, start, length);
-        handedOver = true; // the stream closes the descriptor
+        const bytes = await readWhole(fd, start, length);
+        return { info, ...part, bytes, body: onceStream(bytes) };
       }
-      return range ? { info, body, range } : { info, body };
+      handedOver = true; // the reader closes the descriptor
+      const reader = fdReader(fd, start, length);
+      let body: ReadableStream<Uint8Array> | undefined;
+      return {
+        info,
+        ...part,
+        reader,
+        get body() {
+          return (body ??= readerStream(reader));
+        },
+        release: () => reader.close(),
+      };
     } catch (error) {
       throw unavailable(key, error);
     } finally {
@@ -144,25 +152,49 @@ export class FileStore implements WritableStore {
  */
 const SMALL = 1024 * 1024;
 
-async function readWhole(fd: number, start: number, length: number): Promise<ReadableStream<Uint8Array>> {
-  const buffer = new Uint8Array(length);
+async function readWhole(fd: number, start: number, length: number): Promise<Uint8Array> {
+  const buffer = Buffer.allocUnsafe(length);
   let done = 0;
   while (done < length) {
     const bytesRead = await readFd(fd, buffer, done, length - done, start + done);
     if (bytesRead === 0) throw new Error("file shrank while being read");
     done += bytesRead;
   }
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (length > 0) controller.enqueue(buffer);
-      controller.close();
-    },
-  });
+  return buffer;
 }
 
-function streamFrom(fd: number, start: number, length: number): ReadableStream<Uint8Array> {
-  const stream = createReadStream("", { fd, start, end: start + length - 1, highWaterMark: 256 * 1024 });
-  return Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+/**
+ * Reads the descriptor a chunk at a time, only when asked: the Node entry asks once per
+ * drained socket, so a slow client holds one chunk at most, and a fast one gets large writes.
+ */
+export function fdReader(fd: number, start: number, length: number, onClose?: () => void): ChunkReader {
+  let position = start;
+  const end = start + length;
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    fs.close(fd, () => onClose?.());
+  };
+  return {
+    async read(max) {
+      if (closed) throw new Error("read after close");
+      const wanted = Math.min(max, end - position);
+      if (wanted <= 0) {
+        close();
+        return null;
+      }
+      const buffer = Buffer.allocUnsafe(wanted);
+      const bytesRead = await readFd(fd, buffer, 0, wanted, position);
+      if (bytesRead === 0) {
+        close();
+        throw new Error("file shrank while being read");
+      }
+      position += bytesRead;
+      return bytesRead === wanted ? buffer : buffer.subarray(0, bytesRead);
+    },
+    close,
+  };
 }
 
 // The callback API on raw descriptors: FileHandle adds a measurable cost per request.

@@ -14,7 +14,8 @@ import {
 } from "@aws-sdk/client-s3";
 import { StoreUnavailableError } from "../core/errors.ts";
 import { formatRange, type ResolvedRange } from "../core/range.ts";
-import { joinKey, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
+import { Readable } from "node:stream";
+import { joinKey, readerStream, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
 
 /** The only module that imports the AWS SDK; the worker bundle never reaches it. */
 
@@ -30,6 +31,8 @@ export interface S3StoreOptions {
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string };
   /** Upper bound of pooled connections to the endpoint. */
   readonly maxSockets?: number;
+  /** Socket inactivity limit, while waiting for an answer and while a body streams (the policy layer sets the deadline). */
+  readonly timeoutMs?: number;
 }
 
 export class S3Store implements WritableStore {
@@ -57,7 +60,8 @@ export class S3Store implements WritableStore {
       requestHandler: {
         httpAgent: new HttpAgent(agent),
         httpsAgent: new HttpsAgent(agent),
-        connectionTimeout: 5_000,
+        connectionTimeout: Math.min(5_000, options.timeoutMs ?? 5_000),
+        requestTimeout: options.timeoutMs ?? 30_000,
       },
     });
   }
@@ -67,7 +71,7 @@ export class S3Store implements WritableStore {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
-    const { conditions, range } = options;
+    const { conditions, range, signal } = options;
     let output: GetObjectCommandOutput;
     try {
       output = await this.#client.send(
@@ -81,18 +85,18 @@ export class S3Store implements WritableStore {
           ...(conditions?.ifModifiedSince ? { IfModifiedSince: conditions.ifModifiedSince } : {}),
           ...(conditions?.ifUnmodifiedSince ? { IfUnmodifiedSince: conditions.ifUnmodifiedSince } : {}),
         }),
+        signal ? { abortSignal: signal } : {},
       );
     } catch (error) {
       const status = statusOf(error);
       if (status === 404) return null;
       // 304, 412 and 416 carry no body; fetch the facts the caller needs to answer them.
       if (status === 304 || status === 412 || status === 416) {
-        const info = await this.head(key);
+        const info = await this.head(key, options);
         return info ? { info, body: null } : null;
       }
       throw this.#unavailable("read", key, error);
     }
-    const body = output.Body?.transformToWebStream() as ReadableStream<Uint8Array> | undefined;
     const served = parseContentRange(output.ContentRange);
     const info: ObjectInfo = {
       key,
@@ -100,13 +104,26 @@ export class S3Store implements WritableStore {
       etag: output.ETag ?? '""',
       lastModified: output.LastModified ?? new Date(0),
     };
-    const stream = body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
-    return served ? { info, body: stream, range: served.range } : { info, body: stream };
+    // The SDK's body is a Node stream: read it as one, without a web stream per response.
+    const reader = output.Body instanceof Readable ? readableReader(output.Body) : emptyReader;
+    let body: ReadableStream<Uint8Array> | undefined;
+    return {
+      info,
+      ...(served ? { range: served.range } : {}),
+      reader,
+      get body() {
+        return (body ??= readerStream(reader));
+      },
+      release: () => reader.close(),
+    };
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
+  async head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
     try {
-      const output = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }));
+      const output = await this.#client.send(
+        new HeadObjectCommand({ Bucket: this.#bucket, Key: this.#key(key) }),
+        options.signal ? { abortSignal: options.signal } : {},
+      );
       return {
         key,
         size: output.ContentLength ?? 0,
@@ -119,7 +136,7 @@ export class S3Store implements WritableStore {
     }
   }
 
-  async list(prefix: string): Promise<Listing> {
+  async list(prefix: string, options: CallOptions = {}): Promise<Listing> {
     const full = this.#key(prefix);
     const prefixes: string[] = [];
     const objects: ObjectInfo[] = [];
@@ -133,6 +150,7 @@ export class S3Store implements WritableStore {
             Delimiter: "/",
             ...(token ? { ContinuationToken: token } : {}),
           }),
+          options.signal ? { abortSignal: options.signal } : {},
         );
         for (const p of page.CommonPrefixes ?? []) {
           if (p.Prefix) prefixes.push(p.Prefix.slice(full.length).replace(/\/$/, ""));
@@ -222,4 +240,34 @@ function tagList(condition: { any: true } | { any: false; tags: readonly { weak:
 function parseContentRange(value: string | undefined): { range: ResolvedRange; size: number } | undefined {
   const m = value ? /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value) : null;
   return m ? { range: { start: Number(m[1]), end: Number(m[2]) }, size: Number(m[3]) } : undefined;
+}
+
+const emptyReader: ChunkReader = { read: async () => null, close: () => {} };
+
+/** Pulls a Node stream a chunk at a time, only when asked; closing it early drops the connection. */
+function readableReader(stream: Readable): ChunkReader {
+  let closed = false;
+  return {
+    async read() {
+      for (;;) {
+        if (stream.errored) throw stream.errored;
+        const chunk = stream.read() as Buffer | null;
+        if (chunk !== null) return chunk;
+        if (stream.readableEnded) return null;
+        if (stream.destroyed) throw new Error("the store closed the connection before the end of the body");
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            stream.off("readable", done).off("end", done).off("error", done).off("close", done);
+            resolve();
+          };
+          stream.on("readable", done).on("end", done).on("error", done).on("close", done);
+        });
+      }
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      if (!stream.readableEnded) stream.destroy();
+    },
+  };
 }

@@ -18,9 +18,9 @@ export interface Store {
    */
   get(key: string, options?: GetOptions): Promise<StoredObject | null>;
   /** Object facts without a body. `null` when it does not exist. */
-  head(key: string): Promise<ObjectInfo | null>;
+  head(key: string, options?: CallOptions): Promise<ObjectInfo | null>;
   /** Immediate children of `prefix` (which ends in `/`), like a directory listing. */
-  list(prefix: string): Promise<Listing>;
+  list(prefix: string, options?: CallOptions): Promise<Listing>;
   /** Releases connections and handles; the store is unusable afterwards. */
   close?(): Promise<void>;
 }
@@ -41,7 +41,12 @@ export interface ObjectInfo {
   readonly lastModified: Date;
 }
 
-export interface GetOptions {
+export interface CallOptions {
+  /** Aborts the operation (the policy layer's deadline); backends that can, stop waiting on the network. */
+  readonly signal?: AbortSignal;
+}
+
+export interface GetOptions extends CallOptions {
   readonly range?: ByteRange;
   readonly conditions?: Preconditions;
 }
@@ -54,6 +59,60 @@ export interface StoredObject {
   readonly range?: ResolvedRange;
   /** The same bytes as `body`, when they are in memory already: a response can skip the stream. */
   readonly bytes?: Uint8Array;
+  /**
+   * The same bytes as `body`, pulled a chunk at a time: a runtime that can wait for its socket to
+   * drain reads one chunk per drained socket, so nothing queues per connection.
+   */
+  readonly reader?: ChunkReader;
+  /** Gives back what the object holds (a descriptor, a connection, a pinned buffer) when its body is not read to the end. */
+  release?(): void;
+}
+
+export interface ChunkReader {
+  /** Up to `max` next bytes; `null` at the end. */
+  read(max: number): Promise<Uint8Array | null>;
+  /** Idempotent; also called after the last chunk. */
+  close(): void;
+}
+
+/** Drops an object without reading it. */
+export function discard(object: StoredObject | null | undefined): void {
+  if (!object) return;
+  if (object.release) object.release();
+  else void object.body?.cancel().catch(() => {});
+}
+
+/** The whole body as bytes; uses the in-memory copy when there is one. */
+export async function readBytes(object: StoredObject): Promise<Uint8Array> {
+  if (object.bytes) {
+    discard(object);
+    return object.bytes;
+  }
+  return object.body ? new Uint8Array(await new Response(object.body).arrayBuffer()) : new Uint8Array();
+}
+
+export async function readText(object: StoredObject): Promise<string> {
+  return new TextDecoder().decode(await readBytes(object));
+}
+
+/** A web stream over a chunk reader, for consumers that want one (the worker, `new Response`). */
+export function readerStream(reader: ChunkReader, chunkSize = 256 * 1024): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await reader.read(chunkSize);
+        if (chunk) controller.enqueue(chunk);
+        else {
+          reader.close();
+          controller.close();
+        }
+      } catch (error) {
+        reader.close();
+        controller.error(error);
+      }
+    },
+    cancel: () => reader.close(),
+  }, { highWaterMark: 0 }); // pull only when read: creating the stream must not consume the reader
 }
 
 export interface Listing {
@@ -72,4 +131,14 @@ export function joinKey(prefix: string, key: string): string {
 export function normalisePrefix(prefix: string | undefined): string {
   const trimmed = (prefix ?? "").replace(/^\/+|\/+$/g, "");
   return trimmed === "" ? "" : `${trimmed}/`;
+}
+
+/** A stream of one chunk that is already in memory. */
+export function onceStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (bytes.length > 0) controller.enqueue(bytes);
+      controller.close();
+    },
+  });
 }

@@ -31,7 +31,7 @@ export interface NodeServer extends Target {
 export async function startNode(name: string, env: Record<string, string>, cwd?: string): Promise<NodeServer> {
   const child = spawn(process.execPath, [cwd ? "dist/node.js" : NODE_ENTRY], {
     ...(cwd ? { cwd } : {}),
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

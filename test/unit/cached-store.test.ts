@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { CachedStore } from "../../src/storage/cached.ts";
-import type { GetOptions, Listing, ObjectInfo, Store, StoredObject } from "../../src/storage/store.ts";
+import { discard, readBytes, type GetOptions, Listing, ObjectInfo, Store, StoredObject } from "../../src/storage/store.ts";
 
 /**
  * The cache's own rules, against a counting in-memory store (a fake beside the real backends:
@@ -78,18 +78,18 @@ describe("CachedStore", () => {
   });
 
   test("entries age out; misses are remembered briefly; errors are not remembered", async () => {
-    let now = 0;
+    let now = 1_000;
     const inner = new CountingStore();
     const cache = new CachedStore(inner, { ttlMs: 1000, missTtlMs: 100, now: () => now });
     expect(await cache.get("new")).toBeNull();
     inner.objects.set("new", new TextEncoder().encode("published"));
     expect(await cache.get("new")).toBeNull(); // the miss is still remembered
-    now = 150;
+    now = 1_150;
     expect(await text(await cache.get("new"))).toBe("published");
     inner.objects.set("new", new TextEncoder().encode("replaced"));
-    now = 1000;
+    now = 2_000;
     expect(await text(await cache.get("new"))).toBe("published");
-    now = 1200;
+    now = 2_200; // past the TTL: a HEAD finds another ETag, so the object is read again
     expect(await text(await cache.get("new"))).toBe("replaced");
 
     inner.fail = true;
@@ -105,14 +105,15 @@ describe("CachedStore", () => {
     for (const k of ["a", "b", "c"]) inner.objects.set(k, new Uint8Array(400));
     inner.objects.set("big", new Uint8Array(5000));
     const cache = new CachedStore(inner, { maxBytes: 1000, maxObjectBytes: 1000 });
-    await cache.get("a");
-    await cache.get("b");
-    await cache.get("a"); // a is now the most recently used
-    await cache.get("c"); // evicts b
+    const read = async (key: string) => discard(await cache.get(key)); // a response sent: its buffer is given back
+    await read("a");
+    await read("b");
+    await read("a"); // a is now the most recently used
+    await read("c"); // evicts b
     expect(cache.size).toBe(800);
     const gets = inner.gets;
-    await cache.get("a");
-    await cache.get("b");
+    await read("a");
+    await read("b");
     expect(inner.gets).toBe(gets + 1); // only b came from the backend again
     expect((await text(await cache.get("big")))?.length).toBe(5000);
     expect((await text(await cache.get("big")))?.length).toBe(5000);
@@ -120,13 +121,74 @@ describe("CachedStore", () => {
   });
 
   test("listings are cached briefly and shared while in flight", async () => {
-    let now = 0;
+    let now = 1_000;
     const inner = new CountingStore();
     const cache = new CachedStore(inner, { listTtlMs: 100, now: () => now });
     await Promise.all([cache.list("plugins/"), cache.list("plugins/"), cache.list("plugins/")]);
     expect(inner.lists).toBe(1);
-    now = 200;
+    now = 1_200;
     await cache.list("plugins/");
     expect(inner.lists).toBe(2);
+  });
+});
+
+describe("CachedStore bounds", () => {
+  test("buffers still being sent count against the budget: nothing is loaded while they leave no room", async () => {
+    const inner = new CountingStore();
+    for (const k of ["a", "b", "c"]) inner.objects.set(k, new Uint8Array(400));
+    const cache = new CachedStore(inner, { maxBytes: 1000 });
+    const sending = await cache.get("a"); // a response holds a's buffer
+    discard(await cache.get("b"));
+    const c = await cache.get("c"); // b (unpinned) makes room; a stays
+    expect(c?.bytes?.length).toBe(400);
+    discard(c);
+    expect(cache.size).toBe(800);
+    // A fourth object does not fit beside a (pinned) and c unless c goes: the pinned one is never dropped.
+    inner.objects.set("d", new Uint8Array(400));
+    discard(await cache.get("d"));
+    expect(cache.size).toBeLessThanOrEqual(1000);
+    // While a and d are both being sent, 500 more bytes do not fit: served from the backend, not kept.
+    const alsoSending = await cache.get("d");
+    inner.objects.set("e", new Uint8Array(500));
+    const e = await cache.get("e");
+    expect(e?.bytes).toBeUndefined();
+    expect((await readBytes(e!)).length).toBe(500);
+    expect(cache.size).toBeLessThanOrEqual(1000);
+    discard(sending);
+    discard(alsoSending);
+    discard(await cache.get("e")); // room again
+    expect(cache.size).toBe(900);
+  });
+
+  test("a scanner asking for 100,000 distinct missing names leaves a bounded number of entries", async () => {
+    const inner = new CountingStore();
+    const cache = new CachedStore(inner, { maxEntries: 1_000 });
+    for (let i = 0; i < 100_000; i++) await cache.get(`plugins/junk-${i}/1.0.0/plugin.wasm`);
+    expect(cache.entries.facts).toBeLessThanOrEqual(1_000);
+    expect(cache.entries.loading).toBe(0);
+  });
+
+  test("while the store fails, objects already held keep serving past their TTL", async () => {
+    let now = 1_000;
+    const inner = new CountingStore();
+    inner.objects.set("a", new TextEncoder().encode("kept"));
+    const cache = new CachedStore(inner, { ttlMs: 100, now: () => now });
+    expect(await text(await cache.get("a"))).toBe("kept");
+    inner.head = async () => {
+      throw new Error("backend down");
+    };
+    now = 5_000;
+    expect(await text(await cache.get("a"))).toBe("kept");
+  });
+
+  test("the first of many concurrent readers of an object too large to keep gets the backend's live object", async () => {
+    const inner = new CountingStore();
+    inner.objects.set("big", new Uint8Array(5000));
+    const cache = new CachedStore(inner, { maxBytes: 1000 });
+    inner.hold();
+    const reads = Array.from({ length: 3 }, () => cache.get("big"));
+    inner.release();
+    for (const r of reads) expect((await readBytes((await r)!)).length).toBe(5000);
+    expect(inner.gets).toBe(3); // one load (handed to the first) and one read each for the other two
   });
 });

@@ -83,7 +83,7 @@ describe("store locations and configuration", () => {
     expect(config).toMatchObject({ port: 8080, host: "0.0.0.0", store: undefined, logFormat: "text" });
     expect(config.s3).toMatchObject({ region: "us-east-1", forcePathStyle: false, maxSockets: 256 });
     expect(config.s3.credentials).toBeUndefined();
-    expect(config.cache).toEqual({ ttlSeconds: 30, maxBytes: 64 * 1024 * 1024 });
+    expect(config.cache).toEqual({ ttlSeconds: 30, maxBytes: 128 * 1024 * 1024 });
     expect(loadConfig({ CACHE_TTL_SECONDS: "0" }).cache.ttlSeconds).toBe(0);
     expect(() => loadConfig({ CACHE_MAX_MB: "0" })).toThrow("CACHE_MAX_MB=0 is not a whole number from 1 to 65536");
   });

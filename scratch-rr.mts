@@ -1,0 +1,10 @@
+import { S3Store } from "./src/storage/s3.ts";
+import { PolicyStore } from "./src/storage/policy.ts";
+import { createApp } from "./src/app.ts";
+const s = new S3Store({ bucket: "dbg", prefix: "", endpoint: `http://127.0.0.1:7480`, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" } });
+const data = new Uint8Array(4023).map((_, i) => i % 251);
+await s.put("plugins/plain/1.0.0/plugin.wasm", data);
+const app = createApp({ store: new PolicyStore(s) });
+const r = await app.fetch(new Request("http://x/plugins/plain/1.0.0/metadata.txt"));
+console.log(r.status, await r.text());
+await s.close();

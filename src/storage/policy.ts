@@ -1,0 +1,239 @@
+import { HttpError, StoreUnavailableError } from "../core/errors.ts";
+import {
+  discard,
+  readerStream,
+  type CallOptions,
+  type ChunkReader,
+  type GetOptions,
+  type Listing,
+  type ObjectInfo,
+  type Store,
+  type StoredObject,
+  type WritableStore,
+} from "./store.ts";
+
+/**
+ * Deadlines, retries and a circuit breaker around any backend, so a store that hangs or fails
+ * costs a bounded time per request, and a dead one costs milliseconds:
+ * - every operation has a deadline to its first byte (`timeoutMs`); idempotent ones are retried
+ *   on failure with jittered exponential backoff while the deadline allows;
+ * - a body that stops flowing for `stallMs` is aborted, so the client sees a truncated transfer
+ *   and retries instead of hanging;
+ * - after `failureThreshold` failures in a row the breaker opens: calls fail at once (503 with
+ *   Retry-After) for `cooldownMs`, then one call probes the store and closes it again.
+ * "Not found" is an answer, not a failure.
+ */
+export interface PolicyOptions {
+  readonly timeoutMs?: number;
+  readonly stallMs?: number;
+  /** Attempts after the first one. */
+  readonly retries?: number;
+  readonly backoffMs?: number;
+  readonly failureThreshold?: number;
+  readonly cooldownMs?: number;
+  /** For tests. */
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+type BreakerState = { readonly kind: "closed"; failures: number } | { readonly kind: "open"; readonly until: number } | { readonly kind: "probing" };
+
+export class PolicyStore implements WritableStore {
+  readonly description: string;
+  readonly #inner: Store;
+  readonly #timeout: number;
+  readonly #stall: number;
+  readonly #retries: number;
+  readonly #backoff: number;
+  readonly #threshold: number;
+  readonly #cooldown: number;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  #state: BreakerState = { kind: "closed", failures: 0 };
+
+  constructor(inner: Store, options: PolicyOptions = {}) {
+    this.#inner = inner;
+    this.description = inner.description;
+    this.#timeout = options.timeoutMs ?? 5_000;
+    this.#stall = options.stallMs ?? this.#timeout;
+    this.#retries = options.retries ?? 2;
+    this.#backoff = options.backoffMs ?? 100;
+    this.#threshold = options.failureThreshold ?? 5;
+    this.#cooldown = options.cooldownMs ?? 5_000;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** "closed" (healthy), "open" (failing fast) or "probing". */
+  get breaker(): BreakerState["kind"] {
+    return this.#state.kind;
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
+    const object = await this.#run(`read ${key}`, options, (signal) => this.#inner.get(key, { ...options, signal }));
+    return object ? this.#guard(key, object) : null;
+  }
+
+  head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
+    return this.#run(`read ${key}`, options, (signal) => this.#inner.head(key, { signal }));
+  }
+
+  list(prefix: string, options: CallOptions & { readonly timeoutMs?: number; readonly retries?: number } = {}): Promise<Listing> {
+    return this.#run(`list ${prefix}`, options, (signal) => this.#inner.list(prefix, { signal }));
+  }
+
+  put(key: string, data: Uint8Array, options?: { readonly contentType?: string }): Promise<ObjectInfo> {
+    // A whole-object PUT is idempotent: repeating it leaves the same object.
+    return this.#run(`write ${key}`, {}, () => this.#writable().put(key, data, options));
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#run(`delete ${key}`, {}, () => this.#writable().delete(key));
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close?.() ?? Promise.resolve();
+  }
+
+  #writable(): WritableStore {
+    const inner = this.#inner as Partial<WritableStore>;
+    if (!inner.put || !inner.delete) throw new Error(`${this.description} is read-only`);
+    return inner as WritableStore;
+  }
+
+  async #run<T>(
+    what: string,
+    options: CallOptions & { readonly timeoutMs?: number; readonly retries?: number },
+    call: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const deadline = this.#now() + (options.timeoutMs ?? this.#timeout);
+    const retries = options.retries ?? this.#retries;
+    for (let attempt = 0; ; attempt++) {
+      this.#admit();
+      const remaining = deadline - this.#now();
+      try {
+        const result = await withDeadline(call, remaining, options.signal, () => new StoreUnavailableError(`store did not answer within ${options.timeoutMs ?? this.#timeout} ms (${what})`));
+        this.#succeeded();
+        return result;
+      } catch (error) {
+        if (options.signal?.aborted) {
+          // Our caller gave up: that says nothing about the store; let the next call probe it if this one was.
+          if (this.#state.kind === "probing") this.#state = { kind: "open", until: this.#now() };
+          throw error;
+        }
+        if (!isStoreFailure(error)) {
+          this.#succeeded(); // the store answered; the answer was just not a success
+          throw error;
+        }
+        this.#failed();
+        const pause = Math.round(this.#backoff * 2 ** attempt * (0.5 + this.#random()));
+        if (attempt >= retries || this.#state.kind === "open" || deadline - this.#now() < pause + 10) throw error;
+        await sleep(pause);
+      }
+    }
+  }
+
+  #admit(): void {
+    const state = this.#state;
+    if (state.kind === "closed") return;
+    if (state.kind === "open" && state.until <= this.#now()) {
+      this.#state = { kind: "probing" }; // this call is the probe
+      return;
+    }
+    const wait = state.kind === "open" ? Math.max(1, Math.ceil((state.until - this.#now()) / 1000)) : 1;
+    throw new StoreUnavailableError(`store is failing; not asking it again for ${wait} s`, { retryAfter: wait });
+  }
+
+  #succeeded(): void {
+    this.#state = { kind: "closed", failures: 0 };
+  }
+
+  #failed(): void {
+    const state = this.#state;
+    if (state.kind === "closed" && ++state.failures < this.#threshold) return;
+    this.#state = { kind: "open", until: this.#now() + this.#cooldown };
+  }
+
+  /** Aborts a body that stops flowing, and counts it as a store failure. */
+  #guard(key: string, object: StoredObject): StoredObject {
+    if (object.bytes || (!object.reader && !object.body)) return object;
+    const source = object.reader ?? streamReader(object.body!);
+    const reader: ChunkReader = {
+      read: async (max) => {
+        try {
+          return await withDeadline(() => source.read(max), this.#stall, undefined, () => new StoreUnavailableError(`store stalled for ${this.#stall} ms while sending ${key}`));
+        } catch (error) {
+          source.close();
+          if (isStoreFailure(error)) this.#failed();
+          throw error;
+        }
+      },
+      close: () => source.close(),
+    };
+    let body: ReadableStream<Uint8Array> | undefined;
+    return {
+      info: object.info,
+      ...(object.range ? { range: object.range } : {}),
+      reader,
+      get body() {
+        return (body ??= readerStream(reader));
+      },
+      release: () => reader.close(),
+    };
+  }
+}
+
+/** Anything but a typed client-facing answer (a 404 is `null`, never an error) is the store failing. */
+function isStoreFailure(error: unknown): boolean {
+  return !(error instanceof HttpError) || error instanceof StoreUnavailableError;
+}
+
+/** Runs `call` with an abort signal that fires after `ms`; rejects at that moment whether or not the backend listens. */
+async function withDeadline<T>(call: (signal: AbortSignal) => Promise<T>, ms: number, outer: AbortSignal | undefined, timeout: () => Error): Promise<T> {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onOuter = () => controller.abort(outer?.reason);
+  outer?.addEventListener("abort", onOuter, { once: true });
+  const pending = call(controller.signal);
+  // An answer that arrives after we gave up holds a connection or a descriptor: give it back.
+  pending.then((late) => controller.signal.aborted && discardLate(late), () => {});
+  try {
+    return await Promise.race([
+      pending,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const error = timeout();
+          controller.abort(error);
+          reject(error);
+        }, Math.max(0, ms));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener("abort", onOuter);
+  }
+}
+
+function discardLate(value: unknown): void {
+  if (value && typeof value === "object" && "info" in value) discard(value as StoredObject);
+}
+
+/** A web stream as a chunk reader (chunks come in the size the stream makes them). */
+function streamReader(stream: ReadableStream<Uint8Array>): ChunkReader {
+  const reader = stream.getReader();
+  let closed = false;
+  return {
+    async read() {
+      const { done, value } = await reader.read();
+      if (done) closed = true;
+      return done ? null : value;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      reader.cancel().catch(() => {});
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
