@@ -1,4 +1,5 @@
 import type { CatalogPlugin, CatalogVersion } from "../core/catalog-data.ts";
+import type { RenderedReadme } from "./markdown.ts";
 import { html, Html } from "./render.ts";
 
 /**
@@ -153,7 +154,7 @@ ${plugins.map(
   );
 }
 
-export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: { file: string; html: string } | undefined): string {
+export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: RenderedReadme & { file: string } | undefined): string {
   return htmlDocument(
     ctx,
     `${plugin.name} - Higress plugins`,
@@ -163,7 +164,7 @@ export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: { fi
 <article class="plugin" data-search="${plugin.name}">
 <ul class="versions">${plugin.versions.map((v) => versionItem(ctx, plugin, v))}</ul>
 </article>
-${readme ? html`<section class="readme" aria-labelledby="readme"><h2 id="readme">${readme.file}</h2>${new Html(readme.html)}</section>` : ""}
+${readme ? html`<section class="readme" aria-labelledby="readme"><h2 id="readme">${readme.file}</h2>${readme.title ? html`<p><strong>${readme.title}</strong></p>` : ""}${readme.description ? html`<p>${readme.description}</p>` : ""}${new Html(readme.html)}</section>` : ""}
 </main>
 <p class="muted">JSON: <a href="/api/v1/plugins/${plugin.name}">/api/v1/plugins/${plugin.name}</a></p>`,
   );

@@ -1,12 +1,13 @@
 import type { Context } from "hono";
+import { LRUCache } from "lru-cache";
 import { describeVersions, listFiles, listVersions } from "../core/catalog.ts";
 import { loadCatalog, loadPlugin, type CatalogPlugin } from "../core/catalog-data.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { fileKey } from "../core/layout.ts";
 import { prefersJson } from "../core/negotiate.ts";
-import type { Store } from "../storage/store.ts";
+import { discard, readBytes, type Store } from "../storage/store.ts";
 import { catalogCsp, catalogPage, htmlDocument, pluginPage, type PageContext } from "./catalog-page.ts";
-import { renderMarkdown } from "./markdown.ts";
+import { MAX_README_BYTES, renderReadme, type RenderedReadme } from "./markdown.ts";
 import { html } from "./render.ts";
 
 /**
@@ -15,7 +16,8 @@ import { html } from "./render.ts";
  */
 
 const LISTING_CACHE = "no-cache"; // what exists changes with every upload
-const MAX_README_BYTES = 256 * 1024;
+/** Rendered READMEs per object and ETag: rendering happens once per published README, not per page view. */
+const rendered = new LRUCache<string, RenderedReadme & { file: string }>({ max: 200 });
 
 /**
  * The origin the client used, for URLs to paste into Higress: behind an ingress or load
@@ -55,15 +57,23 @@ async function requirePlugin(store: Store, name: string): Promise<CatalogPlugin>
 }
 
 /** The README of the newest real version, rendered safely; READMEs are untrusted. */
-async function readme(store: Store, plugin: CatalogPlugin): Promise<{ file: string; html: string } | undefined> {
+async function readme(store: Store, plugin: CatalogPlugin): Promise<(RenderedReadme & { file: string }) | undefined> {
   const newest = plugin.versions.find((v) => !v.aliasOf);
   if (!newest) return undefined;
   const files = (await listFiles(store, plugin.name, newest.version)).map((f) => f.key.slice(f.key.lastIndexOf("/") + 1));
   const file = ["README_EN.md", "README.md"].find((f) => files.includes(f));
   if (!file) return undefined;
   const object = await store.get(fileKey(plugin.name, newest.version, file), { range: { kind: "bounded", first: 0, last: MAX_README_BYTES - 1 } });
-  if (!object?.body) return undefined;
-  return { file: `${file} (${newest.version})`, html: renderMarkdown(await new Response(object.body).text()) };
+  if (!object) return undefined;
+  const key = `${object.info.key}|${object.info.etag}`;
+  const hit = rendered.get(key);
+  if (hit) {
+    discard(object);
+    return hit;
+  }
+  const result = { file: `${file} (${newest.version})`, ...renderReadme(new TextDecoder().decode(await readBytes(object))) };
+  rendered.set(key, result);
+  return result;
 }
 
 export async function catalog(c: Context, store: Store, api = false): Promise<Response> {

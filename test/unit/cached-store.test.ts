@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { CachedStore } from "../../src/storage/cached.ts";
-import { discard, readBytes, type GetOptions, Listing, ObjectInfo, Store, StoredObject } from "../../src/storage/store.ts";
+import { discard, readBytes, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "../../src/storage/store.ts";
 
 /**
  * The cache's own rules, against a counting in-memory store (a fake beside the real backends:

@@ -1,21 +1,76 @@
 import { describe, expect, test } from "vitest";
-import { renderMarkdown } from "../../src/http/markdown.ts";
+import { renderMarkdown, renderReadme } from "../../src/http/markdown.ts";
+
+const flat = (html: string) => html.replace(/\n/g, "");
 
 describe("README rendering", () => {
-  test("the subset plugin READMEs use", () => {
-    const out = renderMarkdown("# Title\n\nSome **bold** and `code` and *em*.\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n\n1. one\n2. two\n\n```\nx < y\n```\n");
+  test("the Markdown plugin READMEs use", () => {
+    const out = flat(renderMarkdown("# Title\n\nSome **bold** and `code` and *em*.\n\n| a | b |\n|---|:-:|\n| `x|y` | 2 |\n\n1. one\n   - nested\n2. two\n\n```\nx < y\n```\n"));
     expect(out).toContain("<h3>Title</h3>");
     expect(out).toContain("<p>Some <strong>bold</strong> and <code>code</code> and <em>em</em>.</p>");
-    expect(out).toContain("<thead><tr><th>a</th><th>b</th></tr></thead><tbody><tr><td>1</td><td>2</td></tr></tbody>");
-    expect(out).toContain("<ol><li>one</li><li>two</li></ol>");
+    expect(out).toContain('<div class="table"><table><thead><tr><th>a</th><th style="text-align:center">b</th></tr></thead>');
+    expect(out).toContain("<ol><li>one<ul><li>nested</li></ul></li><li>two</li></ol>");
     expect(out).toContain("<pre><code>x &lt; y</code></pre>");
+  });
+
+  test("front matter is shown as title and description, not as text", () => {
+    const out = renderReadme("---\ntitle: Key Auth\ndescription: keys in headers\nversion: 1.0.0\n---\n# Usage\n");
+    expect(out).toMatchObject({ title: "Key Auth", description: "keys in headers" });
+    expect(out.html).not.toContain("version");
+    expect(out.html).toContain("<h3>Usage</h3>");
   });
 
   test.each([
     ["<b onmouseover=x>hi</b>", "&lt;b onmouseover=x&gt;hi&lt;/b&gt;"],
-    ['[a](javascript:alert(1))', "<p>a</p>"],
-    ['[a](JaVaScRiPt:alert(1))', "<p>a</p>"],
-    ['[a]("onclick=x)', "<p>a</p>"],
+    ["<script>alert(1)</script>", "&lt;script&gt;"],
+    ["[a](javascript:alert(1))", "<p>[a](javascript:alert(1))</p>"],
+    ["[a](JaVaScRiPt:alert(1))", "<p>[a](JaVaScRiPt:alert(1))</p>"],
+    ["![x](https://tracker.example/p.png)", '<a href="https://tracker.example/p.png" rel="nofollow noopener noreferrer">x</a>'],
+    ["![x](data:image/png;base64,AAAA)", "<p>![x](data:image/png;base64,AAAA)</p>"],
     ["[a](https://x.io/?q=1&r=2)", '<a href="https://x.io/?q=1&amp;r=2" rel="nofollow noopener noreferrer">a</a>'],
-  ])("%s", (source, expected) => expect(renderMarkdown(source)).toContain(expected));
+  ])("%s", (source, expected) => expect(flat(renderMarkdown(source))).toContain(expected));
+
+  // Each construct, made as hostile as 256 KiB allows; the time is compared with plain text of the
+  // same size, so the check holds on slow machines too. A super-linear pattern takes seconds here.
+  test("adversarial READMEs of 256 KiB render in time linear in their size", () => {
+    const size = 256 * 1024;
+    const fill = (unit: string, prefix = "", suffix = "") => prefix + unit.repeat(Math.floor((size - prefix.length - suffix.length) / unit.length)) + suffix;
+    const time = (source: string) => {
+      const started = performance.now();
+      renderMarkdown(source);
+      return performance.now() - started;
+    };
+    const baseline = Math.max(time(fill("lorem ipsum dolor sit amet\n")), 5);
+    const attacks = {
+      "heading with spaces": fill(" ", "# Slow plugin", "x"),
+      "headings, spaces": fill("#" + " ".repeat(4000) + "x\n"),
+      "emphasis": fill("*a"),
+      "strong": fill("**a"),
+      "nested brackets": fill("[", "", "](x)"),
+      "link targets": fill("[a](", "", ""),
+      "parentheses in links": fill("[a](" + "(".repeat(50)),
+      "code spans": fill("`a"),
+      "table cells": fill("|", "| a | b |\n|---|---|\n"),
+      "table rows": fill("|a|\n", "| a |\n|---|\n"),
+      "list nesting": fill(" -"),
+      "blockquote nesting": fill(">"),
+      "html-like": fill("<a "),
+      "autolink-like": fill("<http://"),
+      "entities": fill("&#"),
+      "backslashes": fill("\\"),
+      "front matter": fill("a: b\n", "---\n", ""),
+    };
+    const slow: string[] = [];
+    for (const [name, source] of Object.entries(attacks)) {
+      const ms = time(source);
+      if (ms > Math.max(50 * baseline, 500)) slow.push(`${name}: ${ms.toFixed(0)} ms (plain text: ${baseline.toFixed(0)} ms)`);
+    }
+    expect(slow).toEqual([]);
+  });
+
+  test("size and line length are capped", () => {
+    const out = renderReadme("x".repeat(300 * 1024));
+    expect(out.html).toContain("README cut at 256 KiB");
+    expect(out.html.length).toBeLessThan(10_000);
+  });
 });
