@@ -1,9 +1,20 @@
 // Bundles the entries with esbuild: dist/node.js and dist/uploader.js (dependencies stay external
 // and come from node_modules) and dist/worker.js (self-contained, as wrangler would bundle it). Fails if the
 // worker bundle would contain the AWS SDK or any Node built-in.
+import { readFileSync } from "node:fs";
 import { build } from "esbuild";
 
-const common = { bundle: true, format: "esm", sourcemap: true, target: "es2022", logLevel: "warning", metafile: true };
+// One version for the package, the image and the chart: printed by `plugin-uploader --version` and the server's start line.
+const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+const common = {
+  bundle: true,
+  format: "esm",
+  sourcemap: true,
+  target: "es2022",
+  logLevel: "warning",
+  metafile: true,
+  define: { __VERSION__: JSON.stringify(version) },
+};
 
 await build({
   ...common,

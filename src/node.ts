@@ -18,6 +18,9 @@ import { openStore } from "./storage/open.ts";
 import { PolicyStore } from "./storage/policy.ts";
 import type { Store } from "./storage/store.ts";
 
+declare const __VERSION__: string | undefined;
+const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
+
 /** The embedded default: example plugins shipped beside the code (`dist/` and `src/` are both one level down). */
 const EXAMPLE_STORE = fileURLToPath(new URL("../examples/store", import.meta.url));
 
@@ -95,7 +98,7 @@ async function main(): Promise<void> {
   server.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : config.port;
-    console.log(`listening on http://${config.host}:${port} serving ${store.description}`);
+    console.log(`listening on http://${config.host}:${port} serving ${store.description} (higress-plugin-server ${VERSION}, Node ${process.versions.node})`);
   });
   server.on("error", (error) => {
     console.error(`cannot listen on ${config.host}:${config.port}: ${error.message}`);

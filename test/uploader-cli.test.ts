@@ -258,16 +258,16 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
 });
 
 describe("import-dir", () => {
-  test("a single wasm file with --name and --version; a non-wasm file is refused with exit 1", async () => {
+  test("a single wasm file with --plugin-name and --plugin-version; a non-wasm file is refused with exit 1", async () => {
     const dir = await tempDir("single-");
     const wasm = wasmModule(2048, 77);
     await writeFile(path.join(dir, "custom.wasm"), wasm);
     await writeFile(path.join(dir, "bad.wasm"), "not wasm at all");
     const store = path.join(dir, "store");
-    const ok = await cli(["import-dir", path.join(dir, "custom.wasm"), "--name", "custom", "--version", "0.1.0", "--to", store]);
+    const ok = await cli(["import-dir", path.join(dir, "custom.wasm"), "--plugin-name", "custom", "--plugin-version", "0.1.0", "--to", store]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(sha256(await readFile(path.join(store, "plugins/custom/0.1.0/plugin.wasm")))).toBe(sha256(wasm));
-    const bad = await cli(["import-dir", path.join(dir, "bad.wasm"), "--name", "bad", "--version", "0.1.0", "--to", store]);
+    const bad = await cli(["import-dir", path.join(dir, "bad.wasm"), "--plugin-name", "bad", "--plugin-version", "0.1.0", "--to", store]);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain("FAILED bad 0.1.0: bad 0.1.0 does not start with the WebAssembly magic");
     expect(await readdir(path.join(store, "plugins"))).toEqual(["custom"]);
@@ -289,7 +289,7 @@ describe.skipIf(!s3)("create-bucket", () => {
     }
     const dir = await tempDir("single-");
     await writeFile(path.join(dir, "p.wasm"), wasmModule(600, 5));
-    const imported = await cli(["import-dir", path.join(dir, "p.wasm"), "--name", "p", "--version", "1.0.0", "--to", `s3://${bucket}`], s3Env(s3!));
+    const imported = await cli(["import-dir", path.join(dir, "p.wasm"), "--plugin-name", "p", "--plugin-version", "1.0.0", "--to", `s3://${bucket}`], s3Env(s3!));
     expect(imported.code, imported.stdout).toBe(0);
     const unreachable = await cli(["create-bucket", "--to", "s3://nowhere", "--wait", "1"], { ...s3Env(s3!), S3_ENDPOINT: "http://127.0.0.1:9" });
     expect(unreachable.code).toBe(1);

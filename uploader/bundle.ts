@@ -1,11 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { createReadStream } from "node:fs";
+import { rename, rm, writeFile } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, gzipSync } from "node:zlib";
+import tarStream from "tar-stream";
 import { parseAliases } from "../src/core/aliases.ts";
-import { checkFile, checkName, checkVersion } from "../src/core/names.ts";
-import { readTar, writeTar } from "./archive/tar.ts";
+import { checkName, checkVersion } from "../src/core/names.ts";
+import { writeTar } from "./archive/tar.ts";
 import { sha256Hex } from "./digest.ts";
 import { ArtifactError } from "./errors.ts";
+import { EXTRAS_DESCRIPTION, isExtra, MAX_EXTRA_BYTES } from "./extras.ts";
+import { MAX_WASM_BYTES } from "./wasm.ts";
 import { mapPool } from "./pool.ts";
 import type { Job, ProgressEvent, VersionResult } from "./pipeline.ts";
 import type { PluginVersion } from "./publish.ts";
@@ -86,51 +91,120 @@ export async function exportBundle(
   return { versions, failed: versions.filter((v) => v.status === "failed").length };
 }
 
-/** Reads and verifies a bundle completely before anything is published from it. */
+const MAX_INVENTORY_BYTES = 16 * 1024 * 1024;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Reads and verifies a bundle completely before anything is published from it. The gzip and the
+ * tar are streamed: the inventory comes first and says which entries may follow and how large
+ * each may be, so an entry the inventory does not list, or one larger than its cap, stops the
+ * read at its header (a 1 MB bundle of 1 GiB of zeros costs nothing). Bundles are untrusted:
+ * every name, version, digest and source line is validated.
+ */
 export async function readBundle(file: string): Promise<{ jobs: Job[]; aliases: Map<string, Record<string, string>> }> {
   const fail = (why: string) => new ArtifactError(`bundle ${file}: ${why}`);
-  let entries;
+  let inventory: Inventory | undefined;
+  /** key -> what the inventory says of it */
+  const expected = new Map<string, { sha256: string; max: number }>();
+  const entries = new Map<string, Uint8Array>();
+  const extract = tarStream.extract();
+  const source = pipeline(createReadStream(file), createGunzip(), extract).catch((error: Error) => error);
   try {
-    entries = new Map([...readTar(gunzipSync(await readFile(file)))].filter((e) => e.type === "file").map((e) => [e.name, e.data]));
+    for await (const entry of extract) {
+      const { name, size = 0, type } = entry.header;
+      if (type === "directory") {
+        entry.resume();
+        continue;
+      }
+      if (type !== "file") throw fail(`${name} is a ${type}; bundles hold regular files only`);
+      if (!inventory) {
+        if (name !== INVENTORY) throw fail(`its first entry is ${name}, not ${INVENTORY}`);
+        if (size > MAX_INVENTORY_BYTES) throw fail(`${INVENTORY} is ${size} bytes, more than ${MAX_INVENTORY_BYTES}`);
+        inventory = parseInventory(new TextDecoder().decode(await readEntry(entry, size)), fail);
+        for (const p of inventory.plugins) {
+          for (const [f, sha256] of Object.entries(p.files)) {
+            expected.set(`plugins/${p.name}/${p.version}/${f}`, { sha256, max: f === "plugin.wasm" ? MAX_WASM_BYTES : MAX_EXTRA_BYTES });
+          }
+        }
+        continue;
+      }
+      const want = expected.get(name);
+      if (!want) throw fail(`holds ${name}, which its inventory does not list`);
+      if (entries.has(name)) throw fail(`holds ${name} twice`);
+      if (size > want.max) throw fail(`${name} is ${size} bytes; at most ${want.max} are accepted`);
+      const bytes = await readEntry(entry, size);
+      if (sha256Hex(bytes) !== want.sha256) throw fail(`${name} does not match its sha256 in ${INVENTORY}: the bundle is damaged`);
+      entries.set(name, bytes);
+    }
+    const failure = await source;
+    if (failure) throw fail(`cannot be read as a .tar.gz (${failure.message})`);
   } catch (error) {
+    extract.destroy();
+    if (error instanceof ArtifactError) throw error;
     throw fail(`cannot be read as a .tar.gz (${(error as Error).message})`);
   }
-  const raw = entries.get(INVENTORY);
-  if (!raw) throw fail(`has no ${INVENTORY}`);
-  let inventory: Inventory;
-  try {
-    inventory = JSON.parse(new TextDecoder().decode(raw)) as Inventory;
-  } catch {
-    throw fail(`${INVENTORY} is not JSON`);
-  }
-  if (inventory.format !== FORMAT || inventory.formatVersion !== 1) throw fail(`is not a ${FORMAT} version 1`);
-  const listed = new Set([INVENTORY]);
+  if (!inventory) throw fail(`has no ${INVENTORY}`);
   const jobs: Job[] = [];
-  for (const p of inventory.plugins ?? []) {
-    const problem = checkName(p.name) ?? checkVersion(p.version);
-    if (problem) throw fail(problem);
+  for (const p of inventory.plugins) {
     const data = new Map<string, Uint8Array>();
-    for (const [name, sha256] of Object.entries(p.files ?? {})) {
-      const bad = checkFile(name);
-      if (bad) throw fail(bad);
-      const key = `plugins/${p.name}/${p.version}/${name}`;
+    for (const f of Object.keys(p.files)) {
+      const key = `plugins/${p.name}/${p.version}/${f}`;
       const bytes = entries.get(key);
       if (!bytes) throw fail(`${key} is listed but missing`);
-      if (sha256Hex(bytes) !== sha256) throw fail(`${key} does not match its sha256 in ${INVENTORY}: the bundle is damaged`);
-      listed.add(key);
-      data.set(name, bytes);
+      data.set(f, bytes);
     }
-    const wasm = data.get("plugin.wasm");
-    if (!wasm) throw fail(`${p.name} ${p.version} has no plugin.wasm`);
+    const wasm = data.get("plugin.wasm")!;
     data.delete("plugin.wasm");
     const plugin: PluginVersion = { name: p.name, version: p.version, wasm, extras: data, source: p.source, ...(p.manifestDigest ? { manifestDigest: p.manifestDigest } : {}) };
     jobs.push({ name: p.name, version: p.version, source: p.source, load: async () => plugin });
   }
-  const unlisted = [...entries.keys()].filter((k) => !listed.has(k));
-  if (unlisted.length > 0) throw fail(`holds files its inventory does not list: ${unlisted.slice(0, 5).join(", ")}`);
   const aliases = new Map<string, Record<string, string>>();
-  for (const [name, map] of Object.entries(inventory.aliases ?? {})) {
-    aliases.set(name, parseAliases(name, JSON.stringify({ aliases: map })));
-  }
+  for (const [name, map] of Object.entries(inventory.aliases)) aliases.set(name, parseAliases(name, JSON.stringify({ aliases: map })));
   return { jobs, aliases };
+}
+
+/** Reads one tar entry whole, never more than its header declared. */
+async function readEntry(entry: AsyncIterable<unknown>, size: number): Promise<Uint8Array> {
+  const buffer = Buffer.alloc(size);
+  let at = 0;
+  for await (const data of entry) {
+    const chunk = data as Buffer;
+    if (at + chunk.length > size) throw new ArtifactError("a tar entry is longer than its header says");
+    buffer.set(chunk, at);
+    at += chunk.length;
+  }
+  return buffer.subarray(0, at);
+}
+
+function parseInventory(text: string, fail: (why: string) => ArtifactError): Inventory {
+  let value: Inventory;
+  try {
+    value = JSON.parse(text) as Inventory;
+  } catch {
+    throw fail(`${INVENTORY} is not JSON`);
+  }
+  if (value?.format !== FORMAT || value.formatVersion !== 1) throw fail(`is not a ${FORMAT} version 1`);
+  if (!Array.isArray(value.plugins)) throw fail(`${INVENTORY} has no plugins list`);
+  const seen = new Set<string>();
+  for (const p of value.plugins) {
+    const problem = checkName(p?.name) ?? checkVersion(p?.version);
+    if (problem) throw fail(`${INVENTORY}: ${problem}`);
+    const id = `${p.name} ${p.version}`;
+    if (seen.has(id)) throw fail(`${INVENTORY} lists ${id} twice`);
+    seen.add(id);
+    if (typeof p.source !== "string" || !/^[\x20-\x7e]{1,1024}$/.test(p.source)) throw fail(`${id}: source must be one printable line`);
+    if (p.manifestDigest !== undefined && (typeof p.manifestDigest !== "string" || !DIGEST.test(p.manifestDigest))) throw fail(`${id}: manifestDigest must be sha256:<64 hex>`);
+    if (typeof p.files !== "object" || p.files === null || typeof p.files["plugin.wasm"] !== "string") throw fail(`${id} has no plugin.wasm`);
+    for (const [f, sha] of Object.entries(p.files)) {
+      if (f !== "plugin.wasm" && !isExtra(f)) throw fail(`${id}: ${f} is not a file a bundle may carry (plugin.wasm and ${EXTRAS_DESCRIPTION}; plugin.wasm.gz and metadata are always made from the module)`);
+      if (typeof sha !== "string" || !HEX64.test(sha)) throw fail(`${id}: the sha256 of ${f} is not 64 hex digits`);
+    }
+  }
+  if (value.aliases !== undefined && (typeof value.aliases !== "object" || value.aliases === null)) throw fail(`${INVENTORY}: aliases must be an object`);
+  for (const name of Object.keys(value.aliases ?? {})) {
+    const problem = checkName(name);
+    if (problem) throw fail(`${INVENTORY}: alias plugin ${problem}`);
+  }
+  return { ...value, aliases: value.aliases ?? {} };
 }

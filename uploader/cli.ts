@@ -20,9 +20,13 @@ import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
 import { runPipeline, type ProgressEvent, type Report } from "./pipeline.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
 
+/** Set by the build from package.json (one version for the package, the image and the chart). */
+declare const __VERSION__: string | undefined;
+const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
+
 const USAGE = `Usage:
   plugin-uploader sync [--config <file>] [--to <store>] [options]   mirror registry plugins into a store
-  plugin-uploader import-dir <dir|file.wasm> [--to <store>] [--name N --version V]
+  plugin-uploader import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]
   plugin-uploader export [--config <file> | --dir <dir>] --out <bundle.tar.gz>
   plugin-uploader import <bundle.tar.gz> [--to <store>]
   plugin-uploader create-bucket [--to s3://<bucket>] [--wait <seconds>]   for MinIO and radosgw, which start empty
@@ -52,8 +56,9 @@ const OPTIONS = {
   to: { type: "string" },
   out: { type: "string" },
   dir: { type: "string" },
-  name: { type: "string" },
-  version: { type: "string" },
+  "plugin-name": { type: "string" },
+  "plugin-version": { type: "string" },
+  version: { type: "boolean", short: "V" },
   mirror: { type: "string", multiple: true },
   "plain-http": { type: "string", multiple: true },
   credentials: { type: "string", multiple: true },
@@ -83,6 +88,10 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
+  if (values.version) {
+    process.stdout.write(`plugin-uploader ${VERSION}\n`);
+    return 0;
+  }
   if (values.help || !command) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
@@ -103,7 +112,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "import-dir": {
         expectPositionals(rest, 1, "import-dir <dir|file.wasm>");
-        const jobs = await localJobs(rest[0]!, { ...(values.name ? { name: values.name } : {}), ...(values.version ? { version: values.version } : {}) });
+        const name = values["plugin-name"];
+        const version = values["plugin-version"];
+        const jobs = await localJobs(rest[0]!, { ...(name ? { name } : {}), ...(version ? { version } : {}) });
         report = await runPipeline(await target(values, env), jobs, new Map(), common);
         break;
       }

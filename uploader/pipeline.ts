@@ -69,8 +69,17 @@ export async function runPipeline(
   options: PipelineOptions = {},
 ): Promise<Report> {
   const progress = options.onProgress ?? (() => {});
+  // Two jobs for one version would race each other's writes and rollbacks: the second is refused.
+  const seen = new Set<string>();
   const versions = await mapPool(jobs, options.concurrency ?? 4, async (job): Promise<VersionResult> => {
     const base = { name: job.name, version: job.version, source: job.source };
+    const id = `${job.name}/${job.version}`;
+    if (seen.has(id)) {
+      const error = `${job.name} ${job.version} is listed more than once; published from its first source only`;
+      progress({ name: job.name, version: job.version, phase: "failed", detail: error });
+      return { ...base, status: "failed", error };
+    }
+    seen.add(id);
     progress({ name: job.name, version: job.version, phase: "start", detail: job.source });
     try {
       const plugin = await job.load();

@@ -1,10 +1,12 @@
-import { gzipSync } from "node:zlib";
+import { promisify } from "node:util";
+import { gzip as gzipCallback } from "node:zlib";
 import { parseAliases } from "../src/core/aliases.ts";
 import { contentTypeFor } from "../src/core/content-type.ts";
 import { aliasesKey, fileKey, METADATA_JSON, METADATA_TEXT, WASM, WASM_GZIP } from "../src/core/layout.ts";
 import { parseMetadataJson, renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
-import type { WritableStore } from "../src/storage/store.ts";
-import { UploaderError } from "./errors.ts";
+import { readBytes, readText, type WritableStore } from "../src/storage/store.ts";
+import { ArtifactError, UploaderError } from "./errors.ts";
+import { EXTRAS_DESCRIPTION, isExtra } from "./extras.ts";
 import { md5Hex, sha256Hex } from "./digest.ts";
 import { validateWasm } from "./wasm.ts";
 
@@ -26,12 +28,14 @@ export interface PublishResult {
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
+// Level 6 compresses plugin modules as well as 9 (0.256 against 0.254) at 2.5 times the speed, and the
+// asynchronous API runs in libuv's pool, so several plugins compress at once.
+const gzip = (data: Uint8Array) => promisify(gzipCallback)(data, { level: 6 });
 
 /** The metadata.json a store holds for a version, if it is one we wrote and can trust. */
 export async function storedMetadata(store: WritableStore, name: string, version: string): Promise<PluginMetadata | undefined> {
   const object = await store.get(fileKey(name, version, METADATA_JSON));
-  if (!object?.body) return undefined;
-  return parseMetadataJson(await new Response(object.body).text());
+  return object ? parseMetadataJson(await readText(object)) : undefined;
 }
 
 /**
@@ -46,14 +50,17 @@ export async function publishVersion(
   options: { force?: boolean; now?: Date } = {},
 ): Promise<PublishResult> {
   validateWasm(plugin.wasm, `${plugin.name} ${plugin.version}`);
+  for (const file of plugin.extras.keys()) {
+    if (!isExtra(file)) throw new ArtifactError(`${plugin.name} ${plugin.version}: ${file} is not published beside a module (only ${EXTRAS_DESCRIPTION})`);
+  }
   const sha256 = sha256Hex(plugin.wasm);
   const existing = await storedMetadata(store, plugin.name, plugin.version);
-  if (existing && existing.sha256 === sha256 && !options.force) {
-    const wasm = await store.head(fileKey(plugin.name, plugin.version, WASM));
-    if (wasm?.size === plugin.wasm.length) return { status: "unchanged", sha256, metadata: existing };
+  if (existing && existing.sha256 === sha256 && !options.force && (await intact(store, existing))) {
+    return { status: "unchanged", sha256, metadata: existing };
   }
 
   const now = (options.now ?? new Date()).toISOString();
+  const gzipped = await gzip(plugin.wasm);
   const metadata: PluginMetadata = {
     name: plugin.name,
     version: plugin.version,
@@ -64,30 +71,55 @@ export async function publishVersion(
     lastModified: now,
     source: plugin.source,
     ...(plugin.manifestDigest ? { manifestDigest: plugin.manifestDigest } : {}),
+    gzipSize: gzipped.length,
+    gzipMd5: md5Hex(gzipped),
   };
   const key = (file: string) => fileKey(plugin.name, plugin.version, file);
-  const written: string[] = [];
+  /** What this run wrote, with the ETag the store gave it: a rollback removes only objects still ours. */
+  const written = new Map<string, string>();
   const put = async (file: string, data: Uint8Array) => {
-    await putVerified(store, key(file), data);
-    written.push(key(file));
+    written.set(key(file), await putVerified(store, key(file), data));
   };
   try {
     // A stale gzip variant must not outlive the module it was made from.
     if (existing) await store.delete(key(WASM_GZIP));
     await put(WASM, plugin.wasm);
-    await put(WASM_GZIP, gzipSync(plugin.wasm, { level: 9 }));
+    await put(WASM_GZIP, gzipped);
     for (const [file, data] of plugin.extras) await put(file, data);
     await put(METADATA_TEXT, text(renderMetadataText(metadata)));
     await put(METADATA_JSON, text(`${JSON.stringify(metadata, null, 2)}\n`));
   } catch (error) {
-    if (!existing) await Promise.all(written.map((k) => store.delete(k).catch(() => {})));
+    if (!existing) await rollBack(store, written);
     throw error;
   }
   return { status: "published", sha256, metadata };
 }
 
-/** Writes an object and reads it back: the size must match, and the bytes (or S3's MD5 ETag). */
-export async function putVerified(store: WritableStore, key: string, data: Uint8Array): Promise<void> {
+/**
+ * Removes what a failed publish wrote, unless another writer has replaced it since (another
+ * uploader publishing the same version): never delete what this run cannot prove it wrote.
+ */
+async function rollBack(store: WritableStore, written: ReadonlyMap<string, string>): Promise<void> {
+  await Promise.all(
+    [...written].map(async ([key, etag]) => {
+      const now = await store.head(key).catch(() => null);
+      if (now?.etag === etag) await store.delete(key).catch(() => {});
+    }),
+  );
+}
+
+/** The module and its gzip variant are there as metadata.json describes them (size, and MD5 where the store's ETag is one). */
+async function intact(store: WritableStore, m: PluginMetadata): Promise<boolean> {
+  const [wasm, gz] = await Promise.all([store.head(fileKey(m.name, m.version, WASM)), store.head(fileKey(m.name, m.version, WASM_GZIP))]);
+  if (wasm?.size !== m.size || m.gzipSize === undefined || gz?.size !== m.gzipSize) return false;
+  const md5 = (etag: string) => /^"([0-9a-f]{32})"$/.exec(etag)?.[1];
+  const wasmMd5 = md5(wasm.etag);
+  const gzMd5 = md5(gz.etag);
+  return (wasmMd5 === undefined || wasmMd5 === m.md5) && (gzMd5 === undefined || gzMd5 === m.gzipMd5);
+}
+
+/** Writes an object and reads it back: the size must match, and the bytes (or S3's MD5 ETag). Returns the ETag. */
+export async function putVerified(store: WritableStore, key: string, data: Uint8Array): Promise<string> {
   const written = await store.put(key, data, { contentType: contentTypeFor(key) });
   const info = await store.head(key);
   if (!info || info.size !== data.length) {
@@ -96,11 +128,12 @@ export async function putVerified(store: WritableStore, key: string, data: Uint8
   const md5 = /^"([0-9a-f]{32})"$/.exec(written.etag)?.[1];
   if (md5) {
     if (md5 !== md5Hex(data)) throw new UploaderError(`${key} did not verify after upload: MD5 differs`);
-    return;
+    return info.etag;
   }
   const object = await store.get(key);
-  const back = object?.body ? new Uint8Array(await new Response(object.body).arrayBuffer()) : new Uint8Array();
+  const back = object ? await readBytes(object) : new Uint8Array();
   if (sha256Hex(back) !== sha256Hex(data)) throw new UploaderError(`${key} did not verify after upload: content differs`);
+  return info.etag;
 }
 
 /**
@@ -114,7 +147,7 @@ export async function publishAliases(
   options: { replace?: boolean } = {},
 ): Promise<void> {
   const current = options.replace ? null : await store.get(aliasesKey(name));
-  const merged = { ...(current?.body ? parseAliases(name, await new Response(current.body).text()) : {}), ...aliases };
+  const merged = { ...(current ? parseAliases(name, await readText(current)) : {}), ...aliases };
   for (const [from, to] of Object.entries(merged)) {
     if (!(await store.head(fileKey(name, to, WASM)))) {
       throw new UploaderError(`alias ${name} ${from} -> ${to}: version ${to} is not in the store`);

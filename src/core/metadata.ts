@@ -17,6 +17,9 @@ export interface PluginMetadata {
   readonly source?: string;
   /** The OCI manifest digest the bytes were pulled from. */
   readonly manifestDigest?: string;
+  /** Size and MD5 of plugin.wasm.gz as published, so a rerun can tell the variant is intact without reading it. */
+  readonly gzipSize?: number;
+  readonly gzipMd5?: string;
 }
 
 /** `2026-02-03T08:00:00.123456`: Python's isoformat, which the reference writes (no zone, UTC). */
@@ -35,8 +38,10 @@ export function renderMetadataText(m: PluginMetadata): string {
     `SHA256: ${m.sha256}`,
     `Version: ${m.version}`,
   ];
-  if (m.source) lines.push(`Source: ${m.source}`);
-  if (m.manifestDigest) lines.push(`Manifest Digest: ${m.manifestDigest}`);
+  // One line each, whatever a source claimed: a newline would forge lines of its own.
+  const line = (value: string) => value.replace(/[\x00-\x1f\x7f]+/g, " ");
+  if (m.source) lines.push(`Source: ${line(m.source)}`);
+  if (m.manifestDigest) lines.push(`Manifest Digest: ${line(m.manifestDigest)}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -56,9 +61,10 @@ export function parseMetadataJson(text: string): PluginMetadata | undefined {
   if (!strings.every((k) => typeof m[k] === "string")) return undefined;
   if (typeof m.size !== "number" || !Number.isSafeInteger(m.size) || m.size < 0) return undefined;
   if (!HEX(32).test(m.md5 as string) || !HEX(64).test(m.sha256 as string)) return undefined;
-  for (const k of ["source", "manifestDigest"] as const) {
+  for (const k of ["source", "manifestDigest", "gzipMd5"] as const) {
     if (m[k] !== undefined && typeof m[k] !== "string") return undefined;
   }
+  if (m.gzipSize !== undefined && (typeof m.gzipSize !== "number" || !Number.isSafeInteger(m.gzipSize))) return undefined;
   return value as PluginMetadata;
 }
 

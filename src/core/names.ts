@@ -14,6 +14,7 @@ const FILE = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_])?$/;
 export const MAX_SEGMENT_LENGTH = 128;
 
 function check(kind: string, re: RegExp, value: string): string | undefined {
+  if (typeof value !== "string") return `${kind} must be a string`;
   if (value.length > MAX_SEGMENT_LENGTH) return `${kind} is longer than ${MAX_SEGMENT_LENGTH} characters`;
   if (!re.test(value) || value.includes("..")) {
     return `${kind} ${JSON.stringify(value)} is not valid: use letters, digits, '.', '-', '_'${kind === "version" ? ", '+'" : ""}, starting and ending with a letter or digit`;

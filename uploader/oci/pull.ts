@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
-import { checkFile } from "../../src/core/names.ts";
 import { readTar } from "../archive/tar.ts";
+import { isExtra, MAX_EXTRA_BYTES } from "../extras.ts";
 import { ArtifactError, RegistryError } from "../errors.ts";
 import { MAX_WASM_BYTES, validateWasm } from "../wasm.ts";
 import type { Descriptor, RegistryClient } from "./client.ts";
@@ -24,8 +24,6 @@ interface ImageManifest {
   readonly manifests?: readonly Descriptor[];
 }
 
-const MAX_EXTRA_BYTES = 8 * 1024 * 1024;
-const EXTRA_TITLE = /^(README(_[A-Za-z-]+)?\.md|spec\.ya?ml|icon\.(png|svg))$/i;
 
 export async function pullPlugin(client: RegistryClient, ref: ImageReference): Promise<PulledPlugin> {
   const where = formatReference(ref);
@@ -42,7 +40,7 @@ export async function pullPlugin(client: RegistryClient, ref: ImageReference): P
   const extras = new Map<string, Uint8Array>();
   for (const layer of layers) {
     const title = layer.annotations?.[TITLE];
-    if (title && EXTRA_TITLE.test(title) && !checkFile(title) && layer.size <= MAX_EXTRA_BYTES) {
+    if (title && isExtra(title) && layer.size <= MAX_EXTRA_BYTES) {
       extras.set(title, await client.blob(ref, layer, MAX_EXTRA_BYTES));
     }
   }
