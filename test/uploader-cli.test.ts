@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { readTar, writeTar } from "../uploader/archive/tar.ts";
 import { CONSOLE_VERSIONS } from "./support/compat.ts";
 import { sha256 } from "./support/fixtures.ts";
+import { cli } from "./support/cli.ts";
 import { request } from "./support/http.ts";
 import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startRegistry, type Registry } from "./support/registry.ts";
@@ -24,25 +25,6 @@ const OFFICIAL = "higress-registry.cn-hangzhou.cr.aliyuncs.com";
 const DEFAULT_CONFIG = JSON.parse(await readFile(path.join(ROOT, "uploader/plugins.default.json"), "utf8")) as {
   plugins: Record<string, { versions: Record<string, string>; aliases?: Record<string, string> }>;
 };
-
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Cli> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, "dist/uploader.js"), ...args], {
-      env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...env },
-      maxBuffer: 16 << 20,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const tempDir = (prefix: string) => mkdtemp(path.join(tmpdir(), prefix));
 

@@ -24,6 +24,8 @@ import { registryJobs, type RegistryOptions } from "./sync.ts";
 declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
 
+const OFFICIAL_REGISTRY = "higress-registry.cn-hangzhou.cr.aliyuncs.com";
+
 const USAGE = `Usage:
   plugin-uploader sync [--config <file>] [--to <store>] [options]   mirror registry plugins into a store
   plugin-uploader import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]
@@ -40,8 +42,9 @@ Options:
   --mirror <registry>=<mirror>[/<prefix>]  pull <registry>'s images from a mirror (repeatable)
   --plain-http <host:port>                 reach this registry over HTTP, not HTTPS (repeatable)
   --credentials <host>=<user>:<password>   registry credentials (repeatable); also REGISTRY_USERNAME and
-                                           REGISTRY_PASSWORD, and the Docker config.json ($DOCKER_CONFIG) with its
-                                           credential helpers
+                                           REGISTRY_PASSWORD for the hosts in REGISTRY_HOSTS (default: the mirrors,
+                                           else every registry but the official one), and the Docker config.json
+                                           ($DOCKER_CONFIG) with its credential helpers
   --concurrency <n>                        plugins in flight at once (default 4)
   --force                                  publish again even when the sha256 matches
   --prune                                  remove plugins, versions and aliases the config does not list
@@ -163,7 +166,10 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       process.stderr.write(`plugin-uploader: ${error.message}\n`);
       return 1;
     }
-    throw error;
+    // Anything else is still one line for the operator; the stack only on request.
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`plugin-uploader: ${message}${env.DEBUG ? `\n${(error as Error).stack ?? ""}` : " (DEBUG=1 shows where)"}\n`);
+    return 1;
   }
 }
 
@@ -226,11 +232,16 @@ async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: Syn
   }
   const fallback: Credentials | undefined =
     env.REGISTRY_USERNAME && env.REGISTRY_PASSWORD ? { username: env.REGISTRY_USERNAME, password: env.REGISTRY_PASSWORD } : undefined;
+  // Like Docker, credentials belong to hosts: REGISTRY_HOSTS names them; by default the mirrors
+  // (a private mirror is what they are for), else every registry but the public official one.
+  const mirrorHosts = [...merged.values()].map((m) => m.split("/")[0]!);
+  const scope = env.REGISTRY_HOSTS?.split(",").map((h) => h.trim()).filter(Boolean) ??
+    (mirrorHosts.length > 0 ? mirrorHosts : hosts.filter((h) => h !== OFFICIAL_REGISTRY));
   return {
     mirrors,
     plainHttp: new Set(values["plain-http"] ?? []),
     credentials,
-    ...(fallback ? { defaultCredentials: fallback } : {}),
+    ...(fallback ? { defaultCredentials: fallback, defaultCredentialHosts: new Set(scope) } : {}),
   };
 }
 

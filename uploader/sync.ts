@@ -13,8 +13,10 @@ export interface RegistryOptions {
   readonly mirrors?: ReadonlyMap<string, string>;
   /** Credentials by host from flags, environment or Docker config; the config's win. */
   readonly credentials?: ReadonlyMap<string, Credentials>;
-  /** Credentials for any registry without its own (REGISTRY_USERNAME / REGISTRY_PASSWORD). */
+  /** Credentials for registries without their own (REGISTRY_USERNAME / REGISTRY_PASSWORD)... */
   readonly defaultCredentials?: Credentials;
+  /** ...among these hosts only; unset: every host. */
+  readonly defaultCredentialHosts?: ReadonlySet<string>;
   /** Retry pacing of the registry client (tests shorten it). */
   readonly backoffMs?: number;
 }
@@ -37,7 +39,7 @@ export function registryJobs(plan: SyncPlan, options: RegistryOptions): Job[] {
       perRepository.get(`${host}/${repository}`) ??
       plan.credentials.get(host) ??
       options.credentials?.get(host) ??
-      options.defaultCredentials,
+      (!options.defaultCredentialHosts || options.defaultCredentialHosts.has(host) ? options.defaultCredentials : undefined),
     ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
   });
   return sources.map((s) => ({

@@ -3,7 +3,7 @@ import { InvalidStoreContentError } from "./aliases.ts";
 import { fileKey, INDEX, METADATA_JSON, pluginPrefix, WASM } from "./layout.ts";
 import { parseMetadataJson, type PluginMetadata } from "./metadata.ts";
 import { isName, isVersion } from "./names.ts";
-import type { Store } from "../storage/store.ts";
+import { readText, type Store } from "../storage/store.ts";
 
 /**
  * What the catalog shows, for the page and the JSON API. Read from the store-wide index.json
@@ -36,15 +36,19 @@ export interface CatalogPlugin {
 }
 
 type Versions = Record<string, PluginMetadata | null>;
+const FACTS = ["size", "sha256", "md5", "created", "lastModified", "source", "manifestDigest"] as const;
 
 function build(name: string, versions: Versions, aliases: Readonly<Record<string, string>>): CatalogPlugin {
   const entry = (version: string, metadata: PluginMetadata | null | undefined, aliasOf?: string): CatalogVersion => {
-    const { name: _name, version: _version, ...facts } = metadata ?? ({} as Partial<PluginMetadata>);
+    // Only the facts we know, picked by name: extra keys in a stored metadata.json or index.json
+    // (a hand-edited store, a hostile bundle of old) never override the computed url or aliasOf.
+    const facts: Record<string, unknown> = {};
+    for (const key of FACTS) if (metadata && metadata[key] !== undefined) facts[key] = metadata[key];
     return { version, url: `/plugins/${name}/${version}/${WASM}`, ...(aliasOf ? { aliasOf } : {}), ...facts };
   };
   const list = [
     ...Object.entries(versions).map(([v, m]) => entry(v, m)),
-    ...Object.entries(aliases).map(([from, to]) => entry(from, versions[to], to)),
+    ...Object.entries(aliases).map(([from, to]) => entry(from, Object.hasOwn(versions, to) ? versions[to] : undefined, to)),
   ].sort((a, b) => compareVersions(b.version, a.version));
   return { name, url: `/plugins/${name}/`, versions: list, aliases };
 }
@@ -55,9 +59,9 @@ interface IndexFile {
 
 async function readIndex(store: Store): Promise<IndexFile | undefined> {
   const object = await store.get(INDEX);
-  if (!object?.body) return undefined;
+  if (!object) return undefined;
   try {
-    const parsed = JSON.parse(await new Response(object.body).text()) as IndexFile;
+    const parsed = JSON.parse(await readText(object)) as IndexFile;
     return typeof parsed.plugins === "object" && parsed.plugins !== null ? parsed : undefined;
   } catch {
     return undefined; // a damaged index: fall back to reading the store itself
@@ -88,7 +92,7 @@ async function fromStore(store: Store, name: string): Promise<CatalogPlugin | un
   await Promise.all(
     found.versions.map(async (v) => {
       const object = await store.get(fileKey(name, v, METADATA_JSON));
-      versions[v] = object?.body ? (parseMetadataJson(await new Response(object.body).text()) ?? null) : null;
+      versions[v] = object ? (parseMetadataJson(await readText(object)) ?? null) : null;
     }),
   );
   const plugin = build(name, versions, found.aliases);
@@ -109,6 +113,6 @@ export async function loadCatalog(store: Store): Promise<CatalogPlugin[]> {
 
 export async function loadPlugin(store: Store, name: string): Promise<CatalogPlugin | undefined> {
   const index = await readIndex(store);
-  const entry = index?.plugins?.[name];
+  const entry = index?.plugins && Object.hasOwn(index.plugins, name) ? index.plugins[name] : undefined;
   return entry ? fromIndex(name, entry) : fromStore(store, name);
 }

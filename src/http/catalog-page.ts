@@ -84,7 +84,8 @@ ${body}
 
 /** A read-only field with a copy button; the field keeps the text selectable without script. */
 function copyField(label: string, value: string, multiline = false): Html {
-  const id = `copy-${label.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`; // labels are unique on a page
+  // Labels are unique on a page, and this encoding keeps them apart (`key-auth 2.0.0` and `key auth-2.0.0` differ).
+  const id = `copy-${label.replace(/[^A-Za-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}`;
   const field = multiline
     ? html`<pre id="${id}" tabindex="0" aria-label="${label}">${value}</pre>`
     : html`<input class="copy" id="${id}" readonly value="${value}" aria-label="${label}">`;

@@ -52,6 +52,9 @@ export class RegistryClient {
 
   /** The manifest bytes exactly as served, checked against the requested digest or Docker-Content-Digest. */
   async manifest(ref: ImageReference, reference = ref.digest ?? ref.tag!): Promise<{ bytes: Uint8Array; digest: string; mediaType: string }> {
+    if (reference.includes(":") && !/^sha256:[0-9a-f]{64}$/.test(reference)) {
+      throw new RegistryError(`manifest digest ${reference.slice(0, 80)} of ${formatReference(ref)} is not a sha256 digest`);
+    }
     const res = await this.#request(ref, `manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
     const bytes = await readBounded(res, MAX_MANIFEST_BYTES, `manifest of ${formatReference(ref)}`);
     const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
@@ -73,11 +76,12 @@ export class RegistryClient {
     if (!/^sha256:[0-9a-f]{64}$/.test(descriptor.digest)) {
       throw new RegistryError(`blob digest ${descriptor.digest} is not a sha256 digest`);
     }
-    if (descriptor.size > maxBytes) {
+    if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0 || descriptor.size > maxBytes) {
       throw new RegistryError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${maxBytes} byte limit`);
     }
     const res = await this.#request(ref, `blobs/${descriptor.digest}`, {});
-    const bytes = await readBounded(res, maxBytes, `blob ${descriptor.digest}`);
+    // Never more than the descriptor says: a registry sending extra bytes is cut off, not buffered.
+    const bytes = await readBounded(res, descriptor.size, `blob ${descriptor.digest}`);
     const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
     if (actual !== descriptor.digest || bytes.length !== descriptor.size) {
       throw new RegistryError(
@@ -118,7 +122,16 @@ export class RegistryClient {
     const scopeKey = `${ref.host}/${ref.repository}`;
     const creds = this.#options.credentials?.(ref.host, ref.repository);
     let auth = this.#cachedToken(scopeKey);
-    let res = await this.#follow(url, headers, auth);
+    // Only the registry itself may ask for its credentials: a redirect target (blob storage,
+    // a CDN) that answers 401 would otherwise receive them, or hand us a token of its own.
+    const own = async (answer: { res: Response; origin: string }) => {
+      if (answer.res.status === 401 && answer.origin !== new URL(url).origin) {
+        await answer.res.body?.cancel();
+        throw new RegistryError(`${url}: redirected to ${answer.origin}, which asks for authentication; registry credentials are never sent to another origin`, 401);
+      }
+      return answer.res;
+    };
+    let res = await own(await this.#follow(url, headers, auth));
     if (res.status === 401) {
       await res.body?.cancel();
       const challenge = parseChallenge(res.headers.get("www-authenticate"));
@@ -126,11 +139,11 @@ export class RegistryClient {
         if (!creds) throw new RegistryError(`${ref.host} needs a username and password (Basic auth)`, 401);
         auth = basicAuth(creds);
       } else if (challenge?.scheme === "bearer") {
-        auth = await this.#token(scopeKey, challenge, `repository:${ref.repository}:pull`, creds);
+        auth = await this.#token(scopeKey, challenge, `repository:${ref.repository}:pull`, creds, new URL(url));
       } else {
         throw new RegistryError(`${url}: HTTP 401 with an authentication scheme we cannot answer`, 401);
       }
-      res = await this.#follow(url, headers, auth);
+      res = await own(await this.#follow(url, headers, auth));
       if (res.status === 401 || res.status === 403) {
         await res.body?.cancel();
         throw new RegistryError(
@@ -143,7 +156,7 @@ export class RegistryClient {
   }
 
   /** Follows redirects manually: Authorization goes only to the registry's own origin. */
-  async #follow(url: string, headers: Record<string, string>, auth: string | undefined): Promise<Response> {
+  async #follow(url: string, headers: Record<string, string>, auth: string | undefined): Promise<{ res: Response; origin: string }> {
     const origin = new URL(url).origin;
     let current = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -154,7 +167,7 @@ export class RegistryClient {
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
       const location = res.headers.get("location");
-      if (res.status < 300 || res.status >= 400 || !location) return res;
+      if (res.status < 300 || res.status >= 400 || !location) return { res, origin: new URL(current).origin };
       await res.body?.cancel();
       current = new URL(location, current).toString();
     }
@@ -166,8 +179,16 @@ export class RegistryClient {
     return token && token.expires > Date.now() ? token.value : undefined;
   }
 
-  async #token(key: string, challenge: { realm: string; service?: string }, scope: string, creds?: Credentials) {
-    const realm = new URL(challenge.realm);
+  async #token(key: string, challenge: { realm: string; service?: string }, scope: string, creds: Credentials | undefined, registry: URL) {
+    let realm: URL;
+    try {
+      realm = new URL(challenge.realm);
+    } catch {
+      throw new RegistryError(`${registry.host} names a token realm that is not a URL: ${challenge.realm.slice(0, 100)}`);
+    }
+    if (realm.protocol !== "https:" && (registry.protocol === "https:" || realm.protocol !== "http:")) {
+      throw new RegistryError(`${registry.host} names the token realm ${realm.origin}; credentials go over HTTPS only (or plain HTTP to a --plain-http registry)`);
+    }
     if (challenge.service) realm.searchParams.set("service", challenge.service);
     realm.searchParams.set("scope", scope);
     const res = await fetch(realm, {
