@@ -9,6 +9,8 @@ export interface Env {
   /** Key prefix inside the bucket, as in `s3://bucket/<prefix>`. */
   readonly STORE_PREFIX?: string;
   readonly CACHE_CONTROL?: string;
+  /** Cache-Control of files served through an alias (default `public, max-age=300`); the edge cache keeps them no longer. */
+  readonly ALIAS_CACHE_CONTROL?: string;
 }
 
 type App = ReturnType<typeof createApp>;
@@ -18,7 +20,14 @@ function appFor(env: Env): App {
   // Bindings are fixed for the life of an isolate, so the app is built once per isolate.
   if (cached?.env !== env) {
     const store = new R2Store(env.PLUGINS, normalisePrefix(env.STORE_PREFIX));
-    cached = { env, app: createApp({ store, ...(env.CACHE_CONTROL ? { cacheControl: env.CACHE_CONTROL } : {}) }) };
+    cached = {
+      env,
+      app: createApp({
+        store,
+        ...(env.CACHE_CONTROL ? { cacheControl: env.CACHE_CONTROL } : {}),
+        ...(env.ALIAS_CACHE_CONTROL ? { aliasCacheControl: env.ALIAS_CACHE_CONTROL } : {}),
+      }),
+    };
   }
   return cached.app;
 }

@@ -55,3 +55,28 @@ describe("edge cache (workerd + R2)", () => {
     expect(res.headers["x-edge-cache"]).toBeUndefined();
   });
 });
+
+describe("edge cache and re-pointed aliases", () => {
+  test("with ALIAS_CACHE_CONTROL max-age=1 the edge serves the new target within seconds", async () => {
+    const other = new Uint8Array(data.objects.get("plugins/plain/1.0.0/plugin.wasm")!);
+    const objects = new Map(data.objects);
+    objects.set("plugins/big/3.0.0/plugin.wasm", other);
+    const target = await workerdTarget(objects, { ALIAS_CACHE_CONTROL: "public, max-age=1" });
+    try {
+      const url = `${target.url}/plugins/big/1.0.0/plugin.wasm`;
+      const identity = { "Accept-Encoding": "identity" };
+      const first = await request(url, { headers: identity });
+      expect(first.headers["x-edge-cache"]).toBe("miss");
+      expect(first.headers["cache-control"]).toBe("public, max-age=1"); // never immutable: an alias moves
+      expect((await request(url, { headers: identity })).headers["x-edge-cache"]).toBe("hit");
+      const bucket = (await target.mf.getR2Bucket("PLUGINS")) as unknown as { put(key: string, value: string): Promise<unknown> };
+      await bucket.put("edge/plugins/big/aliases.json", JSON.stringify({ aliases: { "1.0.0": "3.0.0" } }));
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      const moved = await request(url, { headers: identity });
+      expect(moved.headers["x-alias-of"]).toBe("3.0.0");
+      expect(Buffer.compare(moved.body, Buffer.from(other))).toBe(0);
+    } finally {
+      await target.stop();
+    }
+  });
+});

@@ -106,13 +106,13 @@ export async function s3Target(s3: S3Service, objects: ReadonlyMap<string, Uint8
 }
 
 /** The worker bundle inside workerd (through Miniflare), with a local R2 bucket bound as PLUGINS. */
-export async function workerdTarget(objects: ReadonlyMap<string, Uint8Array>): Promise<Target & { mf: Miniflare }> {
+export async function workerdTarget(objects: ReadonlyMap<string, Uint8Array>, bindings: Record<string, string> = {}): Promise<Target & { mf: Miniflare }> {
   const mf = new Miniflare({
     modules: true,
     scriptPath: path.join(ROOT, "dist/worker.js"),
     compatibilityDate: "2026-04-01",
     r2Buckets: ["PLUGINS"],
-    bindings: { STORE_PREFIX: "edge" },
+    bindings: { STORE_PREFIX: "edge", ...bindings },
     host: "127.0.0.1",
     port: 0,
   });

@@ -34,6 +34,8 @@ describe("worker entry in workerd with an R2 binding", () => {
     const res = await SELF.fetch(`${base}/plugins/key-auth/1.0.0/plugin.wasm`, { redirect: "manual" });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-alias-of")).toBe("2.0.0");
+    // An alias can be re-pointed: a short max-age, never immutable (the edge cache honours it).
+    expect(res.headers.get("cache-control")).toBe("public, max-age=300");
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(WASM);
   });
 
