@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     if (Date.now() < readyUntil) return;
     // Past the caches, with a deadline of its own and no retries: the kubelet must see "not ready" in time.
     await policy.list(PLUGINS, { timeoutMs: 1_500, retries: 0 });
-    readyUntil = Date.now() + 2_000;
+    readyUntil = Date.now() + 1_000; // a flood of probes costs the store one listing a second at most
   };
 
   const sender = nodeSender({ streamBudget: config.streamBudget });

@@ -19,30 +19,54 @@ export interface NodeSenderOptions {
 }
 
 export function nodeSender(options: NodeSenderOptions): Sender & { readonly streaming: () => number } {
-  const maxChunk = options.maxChunk ?? 256 * 1024;
+  const maxChunk = options.maxChunk ?? 64 * 1024;
   const minChunk = options.minChunk ?? 16 * 1024;
   let active = 0;
-  const chunkSize = () => Math.max(minChunk, Math.min(maxChunk, Math.floor(options.streamBudget / Math.max(1, active))));
+  // Two sizes only, so buffers go back to a free list and serve the next download: no garbage
+  // per download, and what the free lists keep stays within the budget.
+  const chunkSize = () => (active * maxChunk <= options.streamBudget ? maxChunk : minChunk);
+  const free = new Map<number, Buffer[]>([[maxChunk, []], [minChunk, []]]);
+  let pooled = 0;
+  const take = (size: number) => {
+    const buffer = free.get(size)!.pop();
+    if (buffer) pooled -= size;
+    return buffer ?? Buffer.allocUnsafeSlow(size);
+  };
+  const give = (buffer: Buffer) => {
+    if (pooled + buffer.length > options.streamBudget) return;
+    free.get(buffer.length)!.push(buffer);
+    pooled += buffer.length;
+  };
 
   async function pump(reader: ChunkReader, res: ServerResponse): Promise<void> {
     active++;
+    // One buffer per download, reused for every chunk once the socket has taken the previous one:
+    // no garbage per chunk, and a slow client holds this buffer and nothing more.
+    const size = chunkSize();
+    const buffer = take(size);
+    let reusable = true;
     try {
       for (;;) {
         if (res.destroyed) return;
-        const chunk = await reader.read(chunkSize());
+        const chunk = await reader.read(size, buffer);
         if (!chunk) {
           res.end();
           return;
         }
-        if (!res.write(chunk)) await drained(res);
+        if (!(await written(res, chunk))) {
+          reusable = false; // the socket may still hold it
+          return;
+        }
       }
     } catch {
+      reusable = false;
       // The store failed or stalled mid-body: cut the connection, so the client sees a short
       // transfer (Content-Length was sent) and retries, instead of waiting forever.
       res.destroy();
     } finally {
       active--;
       reader.close();
+      if (reusable) give(buffer);
     }
   }
 
@@ -52,6 +76,8 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
     const { status, headers, body, release } = reply;
     if (release) res.once("close", release);
     if (isReader(body)) {
+      // A reader that sends more than Content-Length must fail the response, never desync the connection.
+      res.strictContentLength = true;
       res.writeHead(status, headers);
       void pump(body, res);
       return RESPONSE_ALREADY_SENT;
@@ -62,13 +88,14 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
   return Object.assign(send, { streaming: () => active });
 }
 
-/** Resolves when the socket takes more, or the response is gone. */
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves true once the socket has taken `chunk` (its buffer may be reused), false if the response is gone. */
+function written(res: ServerResponse, chunk: Uint8Array): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done).off("close", done);
-      resolve();
-    };
-    res.on("drain", done).on("close", done);
+    const gone = () => resolve(false);
+    res.once("close", gone);
+    res.write(chunk, (error) => {
+      res.off("close", gone);
+      resolve(!error);
+    });
   });
 }

@@ -90,6 +90,7 @@ export class CachedStore implements Store {
     this.#facts = new LRUCache<string, Fact>({ max: maxEntries, ttl: this.#ttl, ...clock });
     // A listing's cost grows with its entries: bound the total of entries, not the number of listings.
     this.#lists = new LRUCache<string, Listing>({
+      max: Math.max(1, Math.floor(maxEntries / 10)),
       maxSize: 20 * maxEntries,
       sizeCalculation: (l) => 1 + l.prefixes.length + l.objects.length,
       ttl: options.listTtlMs ?? 5_000,

@@ -177,21 +177,21 @@ export function fdReader(fd: number, start: number, length: number, onClose?: ()
     fs.close(fd, () => onClose?.());
   };
   return {
-    async read(max) {
+    async read(max, into) {
       if (closed) throw new Error("read after close");
-      const wanted = Math.min(max, end - position);
+      const wanted = Math.min(max, end - position, into?.length ?? Infinity);
       if (wanted <= 0) {
         close();
         return null;
       }
-      const buffer = Buffer.allocUnsafe(wanted);
+      const buffer = into ?? Buffer.allocUnsafe(wanted);
       const bytesRead = await readFd(fd, buffer, 0, wanted, position);
       if (bytesRead === 0) {
         close();
         throw new Error("file shrank while being read");
       }
       position += bytesRead;
-      return bytesRead === wanted ? buffer : buffer.subarray(0, bytesRead);
+      return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     },
     close,
   };

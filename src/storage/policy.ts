@@ -154,21 +154,52 @@ export class PolicyStore implements WritableStore {
     this.#state = { kind: "open", until: this.#now() + this.#cooldown };
   }
 
-  /** Aborts a body that stops flowing, and counts it as a store failure. */
+  /** Aborts a body that stops flowing, and counts it as a store failure. One timer per body, refreshed per chunk. */
   #guard(key: string, object: StoredObject): StoredObject {
     if (object.bytes || (!object.reader && !object.body)) return object;
     const source = object.reader ?? streamReader(object.body!);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let fail: ((error: Error) => void) | undefined;
+    let reading = false; // only a pending read can stall: a slow client is not the store's fault
+    const stalled = () => {
+      if (!reading) return;
+      source.close();
+      this.#failed();
+      fail?.(new StoreUnavailableError(`store stalled for ${this.#stall} ms while sending ${key}`));
+    };
+    const arm = () => {
+      if (timer && "refresh" in timer) timer.refresh();
+      else {
+        clearTimeout(timer);
+        timer = setTimeout(stalled, this.#stall);
+      }
+    };
+    const close = () => {
+      clearTimeout(timer);
+      fail = undefined;
+      source.close();
+    };
     const reader: ChunkReader = {
-      read: async (max) => {
-        try {
-          return await withDeadline(() => source.read(max), this.#stall, undefined, () => new StoreUnavailableError(`store stalled for ${this.#stall} ms while sending ${key}`));
-        } catch (error) {
-          source.close();
-          if (isStoreFailure(error)) this.#failed();
-          throw error;
-        }
-      },
-      close: () => source.close(),
+      read: (max, into) =>
+        new Promise<Uint8Array | null>((resolve, reject) => {
+          fail = reject;
+          reading = true;
+          arm();
+          source.read(max, into).then(
+            (chunk) => {
+              reading = false;
+              if (chunk === null) close();
+              resolve(chunk);
+            },
+            (error: unknown) => {
+              reading = false;
+              close();
+              if (isStoreFailure(error)) this.#failed();
+              reject(error);
+            },
+          );
+        }),
+      close,
     };
     let body: ReadableStream<Uint8Array> | undefined;
     return {
@@ -178,7 +209,7 @@ export class PolicyStore implements WritableStore {
       get body() {
         return (body ??= readerStream(reader));
       },
-      release: () => reader.close(),
+      release: close,
     };
   }
 }

@@ -69,8 +69,11 @@ export interface StoredObject {
 }
 
 export interface ChunkReader {
-  /** Up to `max` next bytes; `null` at the end. */
-  read(max: number): Promise<Uint8Array | null>;
+  /**
+   * Up to `max` next bytes; `null` at the end. A reader may fill `into` (at least `max` bytes) and
+   * return a part of it, so a sender can reuse one buffer for a whole download.
+   */
+  read(max: number, into?: Uint8Array): Promise<Uint8Array | null>;
   /** Idempotent; also called after the last chunk. */
   close(): void;
 }

@@ -1,5 +1,5 @@
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer, type AddressInfo } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 
 /** Loopback plumbing shared by the test services. */
 
@@ -31,4 +31,78 @@ export function forward(host: string, req: IncomingMessage, res: ServerResponse,
   );
   upstream.on("error", () => res.writeHead(502).end());
   req.pipe(upstream);
+}
+
+/**
+ * A TCP proxy in front of a real service, to play its failures from the network's point of view:
+ * "frozen" accepts connections and forwards nothing (a process under SIGSTOP looks like this),
+ * "down" refuses connections (stopped), "up" forwards again. Counts the HTTP requests that pass.
+ */
+export interface FaultProxy {
+  readonly endpoint: string;
+  /** Request lines seen, as "GET /bucket/key". */
+  readonly requests: string[];
+  freeze(): void;
+  down(): Promise<void>;
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function faultProxy(target: string): Promise<FaultProxy> {
+  const { hostname, port: targetPort } = new URL(target);
+  const requests: string[] = [];
+  let frozen = false;
+  const sockets = new Set<import("node:net").Socket>();
+  const held: (() => void)[] = [];
+  const listener = (client: import("node:net").Socket) => {
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => {});
+    const start = () => {
+      const upstream = connect(Number(targetPort), hostname);
+      sockets.add(upstream);
+      upstream.on("close", () => sockets.delete(upstream));
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+      client.on("data", (chunk: Buffer) => {
+        for (const m of chunk.toString("latin1").matchAll(/(?:^|\r\n)(GET|HEAD|PUT|DELETE|POST) (\S+) HTTP\/1\.1\r\n/g)) requests.push(`${m[1]} ${m[2]}`);
+        if (frozen) return; // swallowed: the service never sees it, and never answers
+        upstream.write(chunk);
+      });
+      upstream.on("data", (chunk: Buffer) => {
+        if (!frozen) client.write(chunk);
+      });
+      client.on("end", () => upstream.end());
+      upstream.on("end", () => client.end());
+    };
+    if (frozen) held.push(start);
+    else start();
+  };
+  let server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const closeAll = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    freeze() {
+      frozen = true;
+    },
+    async down() {
+      frozen = false;
+      await closeAll();
+    },
+    async up() {
+      frozen = false;
+      for (const start of held.splice(0)) start();
+      if (!server.listening) {
+        server = createServer(listener);
+        await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+      }
+    },
+    close: closeAll,
+  };
 }

@@ -98,6 +98,16 @@ describe("PolicyStore", () => {
     expect(ms).toBeLessThan(1_000);
   });
 
+  test("a slow consumer is not a stall: only a pending read is timed", async () => {
+    const inner = new ScriptedStore();
+    const store = new PolicyStore(inner, { stallMs: 50 });
+    const object = (await store.get("k"))!;
+    await new Promise((resolve) => setTimeout(resolve, 150)); // the client is slow to take the body
+    expect(await object.reader!.read(1024)).toHaveLength(4);
+    expect(await object.reader!.read(1024)).toBeNull();
+    expect(store.breaker).toBe("closed");
+  });
+
   test("a missing object is an answer, not a failure", async () => {
     const inner = new ScriptedStore();
     inner.get = async () => (inner.calls++, null);

@@ -1,0 +1,33 @@
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+
+/** What a running process holds, read from /proc: the figures the reliability suite reports. */
+
+function status(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Resident memory now, in MiB. */
+export const rssMiB = (pid: number) => status(pid, "VmRSS");
+/** Peak resident memory since start, in MiB. */
+export const peakRssMiB = (pid: number) => status(pid, "VmHWM");
+
+/** Open descriptors, and how many of them are sockets. */
+export function descriptors(pid: number): { fds: number; sockets: number } {
+  const entries = readdirSync(`/proc/${pid}/fd`);
+  let sockets = 0;
+  for (const fd of entries) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) sockets++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return { fds: entries.length, sockets };
+}
+
+/** User + system CPU seconds the process has used (utime + stime from /proc/<pid>/stat). */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; 100 per second on Linux
+}
