@@ -1,168 +1,352 @@
 /**
- * `npm run bench`: our Node server and the reference architecture (nginx serving the same files
- * from disk) side by side on this machine, under the same wrk load. Prints a Markdown table of
- * ratios (ours / nginx) that the README quotes. Needs nginx and wrk (scripts/install-system-deps.sh).
+ * `npm run bench`: our Node server (file store and S3 store), the worker on workerd, and the
+ * reference architecture (nginx serving the same tree: as the reference image runs it, sendfile
+ * without gzip, and with gzip_static) side by side on this machine, with a plugin set shaped like
+ * the official one. Servers are pinned to core 0, clients (wrk, the Go burst client) to core 1;
+ * the figures the clients cannot distort are the servers' CPU seconds (/proc/<pid>/stat) and peak
+ * RSS (VmHWM, reset before each measurement), reported beside req/s. Prints a Markdown table of
+ * the targets of the serving issue and writes everything to reports/bench.json.
  *
- * Each server gets one worker (nginx `worker_processes 1`, one Node process), leaving the
- * other core to wrk: the machine has two. Ours runs twice: as configured by default (in-memory
- * cache on) and with CACHE_TTL_SECONDS=0, every request reaching the disk.
+ * Needs nginx, wrk, go and radosgw (scripts/install-system-deps.sh), or BENCH_S3_ENDPOINT with
+ * BENCH_S3_ACCESS_KEY_ID / BENCH_S3_SECRET_ACCESS_KEY for an S3 endpoint already running.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
+import { Miniflare } from "miniflare";
 import { FileStore } from "../src/storage/fs.ts";
-import { wasmModule } from "../test/support/wasm.ts";
+import { S3Store } from "../src/storage/s3.ts";
+import type { WritableStore } from "../src/storage/store.ts";
+import { localJobs } from "../uploader/local.ts";
+import { runPipeline } from "../uploader/pipeline.ts";
+import { cpuSeconds, peakRssMiB } from "../test/support/process.ts";
+import { faultProxy, freePort } from "../test/support/net.ts";
+import { pluginSet, SIZES_MB } from "./plugin-set.ts";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
 const DURATION = process.env.BENCH_SECONDS ?? "8";
 const CONNECTIONS = process.env.BENCH_CONNECTIONS ?? "32";
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
+const CACHE_MAX_MB = 128; // the default, which the chart keeps
 
-for (const tool of ["nginx", "wrk"]) {
+for (const tool of ["nginx", "wrk", "go", "taskset"]) {
   if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
     console.error(`${tool} is missing: run scripts/install-system-deps.sh`);
     process.exit(2);
   }
 }
+const log = (line: string) => console.error(`[bench] ${line}`);
+// The orchestrator (and everything it starts without taskset) stays off the servers' core.
+spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
 
-interface Sample {
-  readonly rps: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly mbps: number;
+interface Server {
+  readonly name: string;
+  readonly url: string;
+  /** Processes whose CPU and memory count (nginx: master and worker). */
+  readonly pids: () => number[];
 }
 
-/** Runs wrk and reads its --latency report. */
-async function wrk(url: string, headers: string[]): Promise<Sample> {
-  const args = ["-t1", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", ...headers.flatMap((h) => ["-H", h]), url];
-  const { stdout } = await run("wrk", args, { maxBuffer: 1 << 20 });
-  const ms = (label: string) => {
-    const m = new RegExp(`${label}\\s+([\\d.]+)(us|ms|s)`).exec(stdout);
-    if (!m) throw new Error(`wrk output without ${label}:\n${stdout}`);
-    return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 } as const)[m[2] as "us" | "ms" | "s"];
-  };
-  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(stdout)!;
-  const unit = { B: 1 / 1048576, KB: 1 / 1024, MB: 1, GB: 1024 }[transfer[2] as "B" | "KB" | "MB" | "GB"];
-  if (/Non-2xx/.test(stdout)) throw new Error(`errors under load:\n${stdout}`);
-  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]), p50: ms("50%"), p99: ms("99%"), mbps: Number(transfer[1]) * unit };
-}
-
-/** Peak resident memory of a process, in MiB (VmHWM). */
-async function peakRss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
-}
+const cpu = (s: Server) => s.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+const peak = (s: Server) => Math.max(...s.pids().map(peakRssMiB));
+/** Resets VmHWM (Linux: writing 5 to clear_refs), so a peak belongs to one measurement. */
+const resetPeak = (s: Server) => s.pids().forEach((pid) => writeFileSync(`/proc/${pid}/clear_refs`, "5"));
 
 async function waitFor(url: string) {
-  for (let i = 0; i < 100; i++) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+  for (let i = 0; i < 200; i++) {
+    if (await fetch(url).then((r) => r.status < 500, () => false)) return;
     await sleep(100);
   }
   throw new Error(`${url} did not come up`);
 }
 
+interface Sample {
+  readonly rps: number;
+  readonly p99: number;
+  readonly cpu: number;
+}
+
+async function wrk(server: Server, urlPath: string, headers: string[] = []): Promise<Sample> {
+  const before = cpu(server);
+  const args = ["-c", "1", "wrk", "-t1", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", ...headers.flatMap((h) => ["-H", h]), `${server.url}${urlPath}`];
+  const { stdout } = await run("taskset", args, { maxBuffer: 1 << 20 });
+  const m = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+  if (!m) throw new Error(`wrk output without a 99th percentile:\n${stdout}`);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
+    p99: Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as "us" | "ms" | "s"],
+    cpu: cpu(server) - before,
+  };
+}
+
+interface Burst {
+  readonly ms: number;
+  readonly errors: number;
+  readonly cpu: number;
+  readonly peakRss: number;
+  readonly firstError?: string;
+}
+
+async function burst(server: Server, identity: boolean, clients = CLIENTS, list = listFile): Promise<Burst> {
+  resetPeak(server);
+  const before = cpu(server);
+  const { stdout } = await run("taskset", ["-c", "1", burstBinary, `-base=${server.url}`, `-list=${list}`, `-clients=${clients}`, ...(identity ? ["-identity"] : [])], { maxBuffer: 1 << 20 });
+  const out = JSON.parse(stdout) as { ms: number; errors: number; firstError?: string };
+  await sleep(200);
+  return { ms: out.ms, errors: out.errors, cpu: cpu(server) - before, peakRss: peak(server), ...(out.firstError ? { firstError: out.firstError } : {}) };
+}
+
+class Done extends Error {}
+
 const work = await mkdtemp(path.join(tmpdir(), "plugin-bench-"));
 await chmod(work, 0o755); // nginx workers run as an unprivileged user
 const children: ChildProcess[] = [];
-try {
-  // A store in the reference layout, with what the uploader writes beside each module.
-  const store = new FileStore(path.join(work, "store"));
-  const plugins = { small: wasmModule(16 * 1024, 3), large: wasmModule(2 * 1024 * 1024, 5) };
-  for (const [name, wasm] of Object.entries(plugins)) {
-    await store.put(`plugins/${name}/1.0.0/plugin.wasm`, wasm);
-    await store.put(`plugins/${name}/1.0.0/plugin.wasm.gz`, gzipSync(wasm));
-  }
+const cleanups: (() => Promise<unknown>)[] = [];
+let listFile = "";
+let burstBinary = "";
+const pinned = (command: string, args: string[], env: Record<string, string> = {}) => {
+  const child = spawn("taskset", ["-c", "0", command, ...args], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "ignore", "inherit"], // an access log on a terminal would measure the terminal
+  });
+  children.push(child);
+  return child;
+};
 
-  // nginx as the reference image runs it: static files, autoindex, gzip_static for the .gz variant.
-  const nginxPort = 18600;
-  await writeFile(
-    path.join(work, "nginx.conf"),
-    `worker_processes 1;
+try {
+  await run(process.execPath, [path.join(ROOT, "scripts/build.mjs")]);
+  burstBinary = path.join(work, "burst");
+  await run("go", ["build", "-o", burstBinary, "."], { cwd: path.join(ROOT, "bench/burst"), env: { ...process.env, GO111MODULE: "off", GOCACHE: path.join(work, "gocache") } });
+
+  // The plugin set, published through the uploader: to a file store and to S3.
+  log("building the plugin set and publishing it with the uploader");
+  const plugins = await pluginSet();
+  const tree = path.join(work, "tree");
+  for (const p of plugins) {
+    await mkdir(path.join(tree, p.name, "2.0.0"), { recursive: true });
+    await writeFile(path.join(tree, p.name, "2.0.0", "plugin.wasm"), p.wasm);
+  }
+  listFile = path.join(work, "plugins.list");
+  await writeFile(listFile, plugins.map((p) => `/plugins/${p.name}/2.0.0/plugin.wasm ${createHash("sha256").update(p.wasm).digest("hex")}\n`).join(""));
+  const median = plugins.find((p) => Math.abs(p.wasm.length - 5_000_000) < 100)!.name; // the first of the 5 MB ones
+  const publish = async (store: WritableStore) => {
+    const started = Date.now();
+    const report = await runPipeline(store, await localJobs(tree), new Map(), { concurrency: 4 });
+    if (report.failed > 0) throw new Error(`publishing failed: ${JSON.stringify(report.versions.filter((v) => v.status === "failed"))}`);
+    return Date.now() - started;
+  };
+  const fileStoreDir = path.join(work, "store");
+  const publishFileMs = await publish(new FileStore(fileStoreDir));
+
+  let s3: { endpoint: string; accessKeyId: string; secretAccessKey: string };
+  if (process.env.BENCH_S3_ENDPOINT) {
+    s3 = { endpoint: process.env.BENCH_S3_ENDPOINT, accessKeyId: process.env.BENCH_S3_ACCESS_KEY_ID ?? "RGWACCESSKEY", secretAccessKey: process.env.BENCH_S3_SECRET_ACCESS_KEY ?? "RGWSECRETKEY" };
+  } else {
+    const port = await freePort();
+    // memstore holds everything in memory: room for the set and its gzip variants, twice.
+    const env = { ...process.env, C: path.join(work, "rgw"), PORT: String(port), MON_PORT: String(await freePort()), MEMSTORE_BYTES: String(2 << 30) };
+    await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
+    cleanups.push(() => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env }));
+    s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
+  }
+  const bucket = `bench-${Date.now().toString(36)}`;
+  const s3Store = new S3Store({ bucket, prefix: "", endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  await s3Store.ensureBucket();
+  const publishS3Ms = await publish(s3Store);
+  cleanups.push(async () => {
+    // An S3 endpoint of memstore keeps every byte in memory: leave it as we found it.
+    for (const o of (await s3Store.list("plugins/")).prefixes) {
+      for (const v of (await s3Store.list(`plugins/${o}/`)).prefixes) {
+        for (const f of (await s3Store.list(`plugins/${o}/${v}/`)).objects) await s3Store.delete(f.key);
+      }
+    }
+    await s3Store.delete("index.json");
+    await s3Store.close();
+  });
+  log(`published ${plugins.length} plugins: file store ${publishFileMs} ms, S3 ${publishS3Ms} ms`);
+
+  // nginx as the reference image runs it (sendfile, no gzip), and with gzip_static; one worker each.
+  const nginx = async (name: string, gzipStatic: boolean): Promise<Server> => {
+    const port = await freePort();
+    const dir = path.join(work, name.replace(/[^a-z0-9]+/gi, "-"));
+    await mkdir(dir);
+    await writeFile(
+      path.join(dir, "nginx.conf"),
+      `worker_processes 1;
 daemon off;
-pid ${work}/nginx.pid;
-error_log ${work}/nginx-error.log;
-events { worker_connections 1024; }
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 4096; }
 http {
   access_log off;
   sendfile on;
   tcp_nopush on;
-  types { application/wasm wasm; }
-  client_body_temp_path ${work}/nginx-body;
-  proxy_temp_path ${work}/nginx-proxy;
-  fastcgi_temp_path ${work}/nginx-fastcgi;
-  uwsgi_temp_path ${work}/nginx-uwsgi;
-  scgi_temp_path ${work}/nginx-scgi;
+  types { application/wasm wasm; text/plain txt; }
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
   server {
-    listen 127.0.0.1:${nginxPort};
-    root ${work}/store;
+    listen 127.0.0.1:${port} backlog=4096;
+    root ${fileStoreDir};
     autoindex on;
-    gzip_static on;
+    ${gzipStatic ? "gzip_static on;" : ""}
   }
 }
 `,
-  );
-  const nginx = spawn("nginx", ["-c", path.join(work, "nginx.conf"), "-e", path.join(work, "nginx-error.log")], {
-    stdio: "inherit",
-  });
-  children.push(nginx);
-
-  await run(process.execPath, [path.join(ROOT, "scripts/build.mjs")]);
-  // Ours as configured by default (in-memory cache on), and with every request reaching the disk.
-  const startOurs = (port: number, env: Record<string, string>) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "dist/node.js")], {
-      env: { PATH: process.env.PATH, PORT: String(port), HOST: "127.0.0.1", STORE: `file:${work}/store`, ...env },
-      stdio: ["ignore", "ignore", "inherit"], // the access log would measure the terminal
-    });
-    children.push(child);
-    return child;
-  };
-  const ourPort = 18601;
-  const uncachedPort = 18602;
-  const ours = startOurs(ourPort, {});
-  const uncached = startOurs(uncachedPort, { CACHE_TTL_SECONDS: "0" });
-
-  await waitFor(`http://127.0.0.1:${nginxPort}/plugins/small/1.0.0/plugin.wasm`);
-  await waitFor(`http://127.0.0.1:${ourPort}/healthz`);
-  await waitFor(`http://127.0.0.1:${uncachedPort}/healthz`);
-  const nginxWorker = Number(
-    (await run("pgrep", ["-P", String(nginx.pid), "-f", "nginx: worker"]).catch(() => ({ stdout: String(nginx.pid) })))
-      .stdout.trim()
-      .split("\n")[0],
-  );
-
-  const scenarios: [string, string, string[]][] = [
-    ["16 KiB plugin, identity", "small", []],
-    ["16 KiB plugin, gzip (gateway)", "small", ["Accept-Encoding: gzip"]],
-    ["2 MiB plugin, identity", "large", []],
-    ["2 MiB plugin, gzip (gateway)", "large", ["Accept-Encoding: gzip"]],
-  ];
-  const rows: string[] = [];
-  for (const [label, name, headers] of scenarios) {
-    const urlPath = `/plugins/${name}/1.0.0/plugin.wasm`;
-    const ref = await wrk(`http://127.0.0.1:${nginxPort}${urlPath}`, headers);
-    const our = await wrk(`http://127.0.0.1:${ourPort}${urlPath}`, headers);
-    const disk = await wrk(`http://127.0.0.1:${uncachedPort}${urlPath}`, headers);
-    rows.push(
-      `| ${label} | ${our.rps.toFixed(0)} | ${disk.rps.toFixed(0)} | ${ref.rps.toFixed(0)} | **${(our.rps / ref.rps).toFixed(2)}** / ${(disk.rps / ref.rps).toFixed(2)} | ${our.p99.toFixed(1)} / ${disk.p99.toFixed(1)} / ${ref.p99.toFixed(1)} | ${our.mbps.toFixed(0)} / ${ref.mbps.toFixed(0)} |`,
     );
-    console.error(`${label}: ${our.rps.toFixed(0)} (no cache ${disk.rps.toFixed(0)}) vs ${ref.rps.toFixed(0)} req/s`);
+    const master = pinned("nginx", ["-c", path.join(dir, "nginx.conf"), "-e", path.join(dir, "error.log")]);
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(`${url}/plugins/`);
+    const worker = Number((await run("pgrep", ["-P", String(master.pid), "-f", "nginx: worker"])).stdout.trim().split("\n")[0]);
+    return { name, url, pids: () => [master.pid!, worker] };
+  };
+  const ours = async (name: string, env: Record<string, string>): Promise<Server & { child: ChildProcess }> => {
+    const port = await freePort();
+    const child = pinned(process.execPath, [path.join(ROOT, "dist/node.js")], { HOST: "127.0.0.1", PORT: String(port), ...env });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(`${url}/healthz`);
+    return { name, url, child, pids: () => [child.pid!] };
+  };
+
+  const reference = await nginx("nginx (reference: sendfile, no gzip)", false);
+  const gzipStatic = await nginx("nginx + gzip_static", true);
+  const file = await ours("ours, file store", { STORE: `file:${fileStoreDir}` });
+  const proxy = await faultProxy(s3.endpoint); // counts the S3 requests our server makes
+  cleanups.push(() => proxy.close());
+  const s3Env = { STORE: `s3://${bucket}`, S3_ENDPOINT: proxy.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+  const cacheDir = (n: number) => path.join(work, `disk-cache-${n}`);
+
+  // BENCH_ONLY=bursts: the warm bursts alone, for quick rounds while working on the serving path.
+  const only = process.env.BENCH_ONLY;
+  // Cold S3: one gateway's first pass (identity), then, on a fresh server, a cold burst of every gateway at once.
+  log("cold passes through S3");
+  let s3Server = await ours("ours, S3 store", { ...s3Env, CACHE_DIR: cacheDir(1) });
+  const coldPassOurs = await burst(s3Server, true, 1);
+  const coldPassNginx = await burst(reference, true, 1);
+  s3Server.child.kill("SIGINT");
+  await sleep(500);
+  s3Server = await ours("ours, S3 store", { ...s3Env, CACHE_DIR: cacheDir(2) });
+  proxy.requests.length = 0;
+  const coldBurst = await burst(s3Server, false);
+  const getsPerObject = new Map<string, number>();
+  for (const r of proxy.requests) if (r.startsWith("GET ") && /\/plugin\.wasm(\.gz)?(\?|$)/.test(r)) getsPerObject.set(r, (getsPerObject.get(r) ?? 0) + 1);
+  const coldGets = { objects: getsPerObject.size, max: Math.max(0, ...getsPerObject.values()) };
+  log(`cold burst over S3: ${JSON.stringify(coldBurst)}; GETs per object ${JSON.stringify(coldGets)}`);
+
+  // Warm bursts: every server, gateway header (gzip) and identity.
+  const servers: Server[] = [reference, gzipStatic, file, s3Server];
+  const bursts: Record<string, { gzip: Burst; identity: Burst }> = {};
+  for (const s of servers) {
+    await burst(s, false); // warm-up
+    bursts[s.name] = { gzip: await burst(s, false), identity: await burst(s, true) };
+    log(`${s.name}: ${JSON.stringify(bursts[s.name])}`);
   }
-  const ourRss = await peakRss(ours.pid!);
-  const diskRss = await peakRss(uncached.pid!);
-  const refRss = await peakRss(nginxWorker);
-  console.log(`Load: wrk, 1 thread, ${CONNECTIONS} connections, ${DURATION} s per scenario; one server process each.\n`);
-  console.log("| scenario | ours req/s | ours, no cache | nginx req/s | ratio (ours / no cache, to nginx) | p99 ms (ours / no cache / nginx) | MiB/s (ours / nginx) |");
-  console.log("|---|---|---|---|---|---|---|");
-  for (const row of rows) console.log(row);
-  console.log(
-    `\nPeak RSS: ours ${ourRss.toFixed(0)} MiB, ours without cache ${diskRss.toFixed(0)} MiB, nginx worker ${refRss.toFixed(0)} MiB (ratio ${(ourRss / refRss).toFixed(1)}).`,
+  if (only === "bursts") throw new Done();
+
+  // Steady load with wrk: the median plugin, metadata.txt, HEAD and 404.
+  const medianPath = `/plugins/${median}/2.0.0/plugin.wasm`;
+  const steady: Record<string, Record<string, Sample>> = {};
+  for (const s of servers) {
+    steady[s.name] = {
+      "median plugin, gzip": await wrk(s, medianPath, ["Accept-Encoding: gzip"]),
+      "median plugin, identity": await wrk(s, medianPath),
+      "metadata.txt": await wrk(s, `/plugins/${median}/2.0.0/metadata.txt`),
+      // Revalidation without a body (wrk cannot read HEAD answers; a 304 costs the server the same).
+      "304": await wrk(s, medianPath, [`If-None-Match: ${(await fetch(`${s.url}${medianPath}`, { method: "HEAD", headers: { "Accept-Encoding": "identity" } })).headers.get("etag")}`]),
+      "404": await wrk(s, `/plugins/${median}/2.0.0/nothing.txt`),
+    };
+    log(`${s.name}: ${JSON.stringify(steady[s.name])}`);
+  }
+
+  // The worker on workerd with a local R2 bucket holding the median plugin.
+  log("worker on workerd");
+  const mf = new Miniflare({ modules: true, scriptPath: path.join(ROOT, "dist/worker.js"), compatibilityDate: "2026-04-01", r2Buckets: ["PLUGINS"], host: "127.0.0.1", port: await freePort() });
+  cleanups.push(() => mf.dispose());
+  const workerUrl = (await mf.ready).toString().replace(/\/$/, "");
+  const r2 = (await mf.getR2Bucket("PLUGINS")) as unknown as { put(key: string, value: ArrayBuffer): Promise<unknown> };
+  const fileStore = new FileStore(fileStoreDir);
+  for (const f of ["plugin.wasm", "plugin.wasm.gz", "metadata.json", "metadata.txt"]) {
+    const object = await fileStore.get(`plugins/${median}/2.0.0/${f}`);
+    const bytes = object!.bytes ?? new Uint8Array(await new Response(object!.body).arrayBuffer());
+    await r2.put(`plugins/${median}/2.0.0/${f}`, bytes.slice().buffer as ArrayBuffer);
+  }
+  const workerd = (await run("pgrep", ["-P", String(process.pid), "workerd"]).catch(() => ({ stdout: "" }))).stdout.trim().split("\n").map(Number).filter(Boolean);
+  for (const pid of workerd) spawnSync("taskset", ["-a", "-p", "-c", "0", String(pid)], { stdio: "ignore" });
+  const worker: Server = { name: "worker (workerd, local R2)", url: workerUrl, pids: () => workerd };
+  steady[worker.name] = {
+    "median plugin, gzip": await wrk(worker, medianPath, ["Accept-Encoding: gzip"]),
+    "median plugin, identity": await wrk(worker, medianPath),
+  };
+  log(`${worker.name}: ${JSON.stringify(steady[worker.name])}`);
+
+  // The table of targets (ours / nginx serving the same tree, this run).
+  const ref = reference.name;
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
+  const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "-");
+  const rows: [string, string, string, string][] = [];
+  const row = (scenario: string, target: string, figures: string, met: boolean) => rows.push([scenario, target, figures, met ? "met" : "**missed**"]);
+  for (const s of [file, s3Server]) {
+    const b = bursts[s.name]!;
+    for (const kind of ["gzip", "identity"] as const) {
+      row(`peak RSS, burst of ${CLIENTS} x ${plugins.length}, ${kind} clients, ${s.name}`, `<= ${CACHE_MAX_MB + 96} MiB`, `${f(b[kind].peakRss, 0)} MiB (nginx ${f(bursts[ref]![kind].peakRss, 0)})`, b[kind].peakRss <= CACHE_MAX_MB + 96);
+    }
+    row(`server CPU s per burst, gzip clients, ${s.name}`, "<= 1.0x nginx", `${f(b.gzip.cpu)} s vs ${f(bursts[ref]!.gzip.cpu)} s = ${f(ratio(b.gzip.cpu, bursts[ref]!.gzip.cpu))}x`, ratio(b.gzip.cpu, bursts[ref]!.gzip.cpu) <= 1.0);
+    row(`server CPU s per burst, identity clients, ${s.name}`, "<= 2.5x nginx", `${f(b.identity.cpu)} s vs ${f(bursts[ref]!.identity.cpu)} s = ${f(ratio(b.identity.cpu, bursts[ref]!.identity.cpu))}x`, ratio(b.identity.cpu, bursts[ref]!.identity.cpu) <= 2.5);
+  }
+  row("S3 GETs per object, cold burst", "exactly 1", `max ${coldGets.max} over ${coldGets.objects} objects`, coldGets.max === 1);
+  for (const s of [file, s3Server]) {
+    const t = steady[s.name]!;
+    const r = steady[ref]!;
+    row(`warm req/s, median plugin, gzip clients, ${s.name}`, ">= 5x nginx", `${f(t["median plugin, gzip"]!.rps, 0)} vs ${f(r["median plugin, gzip"]!.rps, 0)} = ${f(ratio(t["median plugin, gzip"]!.rps, r["median plugin, gzip"]!.rps))}x`, ratio(t["median plugin, gzip"]!.rps, r["median plugin, gzip"]!.rps) >= 5);
+    row(`warm req/s, median plugin, identity, ${s.name}`, ">= 1.2x nginx", `${f(t["median plugin, identity"]!.rps, 0)} vs ${f(r["median plugin, identity"]!.rps, 0)} = ${f(ratio(t["median plugin, identity"]!.rps, r["median plugin, identity"]!.rps))}x`, ratio(t["median plugin, identity"]!.rps, r["median plugin, identity"]!.rps) >= 1.2);
+    for (const k of ["metadata.txt", "304", "404"]) {
+      const ours = t[k]!;
+      const theirs = r[k]!;
+      row(`${k} req/s, ${s.name}`, ">= 0.35x nginx, p99 <= 5 ms", `${f(ours.rps, 0)} vs ${f(theirs.rps, 0)} = ${f(ratio(ours.rps, theirs.rps))}x, p99 ${f(ours.p99, 1)} ms (nginx ${f(theirs.p99, 1)})`, ratio(ours.rps, theirs.rps) >= 0.35 && ours.p99 <= 5);
+    }
+  }
+  row("cold first pass, one identity client, S3 store", "<= 1.5x nginx from disk", `${coldPassOurs.ms} ms vs ${coldPassNginx.ms} ms = ${f(ratio(coldPassOurs.ms, coldPassNginx.ms))}x`, ratio(coldPassOurs.ms, coldPassNginx.ms) <= 1.5);
+  const w = steady[worker.name]!;
+  row("worker on workerd, local R2: warm req/s, median plugin", "measured", `gzip ${f(w["median plugin, gzip"]!.rps, 0)}, identity ${f(w["median plugin, identity"]!.rps, 0)} (ours, file store: ${f(steady[file.name]!["median plugin, gzip"]!.rps, 0)} / ${f(steady[file.name]!["median plugin, identity"]!.rps, 0)})`, true);
+
+  const totalMb = SIZES_MB.reduce((a, b) => a + b, 0);
+  console.log(`Plugin set: ${plugins.length} modules, ${totalMb.toFixed(0)} MB, median 5 MB (Go-built wasm bytes). Bursts: ${CLIENTS} clients x ${plugins.length} plugins at once (Go net/http). wrk: ${CONNECTIONS} connections, ${DURATION} s. Servers on core 0, clients on core 1.\n`);
+  console.log("| scenario | target | this run | |");
+  console.log("|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+  console.log("\nBursts (wall ms / server CPU s / peak RSS MiB), gzip and identity clients:\n");
+  console.log("| server | gzip | identity |");
+  console.log("|---|---|---|");
+  for (const [name, b] of Object.entries(bursts)) console.log(`| ${name} | ${b.gzip.ms} / ${f(b.gzip.cpu)} / ${f(b.gzip.peakRss, 0)} | ${b.identity.ms} / ${f(b.identity.cpu)} / ${f(b.identity.peakRss, 0)} |`);
+  console.log("\nSteady load (req/s, p99 ms, server CPU s over the run):\n");
+  console.log("| server | median gzip | median identity | metadata.txt | 304 | 404 |");
+  console.log("|---|---|---|---|---|---|");
+  for (const [name, t] of Object.entries(steady)) {
+    const cell = (k: string) => (t[k] ? `${f(t[k]!.rps, 0)} / ${f(t[k]!.p99, 1)} / ${f(t[k]!.cpu, 1)}` : "-");
+    console.log(`| ${name} | ${cell("median plugin, gzip")} | ${cell("median plugin, identity")} | ${cell("metadata.txt")} | ${cell("304")} | ${cell("404")} |`);
+  }
+  await mkdir(path.join(ROOT, "reports"), { recursive: true });
+  await writeFile(
+    path.join(ROOT, "reports/bench.json"),
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, steady, targets: rows }, null, 2)}\n`,
   );
+  const errors = [coldPassOurs, coldPassNginx, coldBurst, ...Object.values(bursts).flatMap((b) => [b.gzip, b.identity])].filter((b) => b.errors > 0);
+  if (errors.length > 0) {
+    console.error(`downloads failed in ${errors.length} bursts: ${errors.map((e) => e.firstError).join("; ")}`);
+    process.exitCode = 1;
+  }
+} catch (error) {
+  if (!(error instanceof Done)) throw error;
 } finally {
-  for (const child of children) child.kill("SIGTERM");
+  for (const child of children) child.kill("SIGINT");
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
   await sleep(300);
   await rm(work, { recursive: true, force: true });
 }

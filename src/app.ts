@@ -103,11 +103,18 @@ export function createApp(options: AppOptions): Hono {
     if (!known || known.status >= 500) logError(error);
     const status = known?.status ?? 500;
     const message = known?.publicMessage ?? "internal error";
-    const headers: Record<string, string> = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", ...known?.headers };
-    if (prefersJson(c.req.header("accept"))) {
-      return c.json({ error: { status, message, ...known?.details } }, status, headers);
-    }
-    return c.text(`${message}\n`, status, headers);
+    const json = prefersJson(c.req.header("accept"));
+    // A plain Response with plain headers: scanners make errors the commonest answer, and the Node
+    // adapter writes such a response in one call.
+    return new Response(json ? JSON.stringify({ error: { status, message, ...known?.details } }) : `${message}\n`, {
+      status,
+      headers: {
+        "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        ...known?.headers,
+      },
+    });
   });
 
   return app;

@@ -3,6 +3,8 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { getRequestListener } from "@hono/node-server";
 import { createApp } from "./app.ts";
 import { StoreUnavailableError } from "./core/errors.ts";
@@ -39,6 +41,28 @@ const nodeHasher: HasherFactory = () => {
   };
 };
 
+/**
+ * V8 collects a dropped buffer when its own heap needs it, not when the process's memory does:
+ * a burst that cycles more plugins through the cache than it holds would leave hundreds of MiB of
+ * dead buffers behind. Once 32 MiB of cached buffers are dropped, a collection runs.
+ */
+function collectEarly(): (bytes: number) => void {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  let dropped = 0;
+  let scheduled = false;
+  return (bytes) => {
+    dropped += bytes;
+    if (dropped < 32 * 1024 * 1024 || scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      dropped = 0;
+      gc();
+    });
+  };
+}
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -69,7 +93,7 @@ async function main(): Promise<void> {
     store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000 });
   }
   if (config.cache.ttlSeconds > 0) {
-    store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes });
+    store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes, onDrop: collectEarly() });
   }
 
   let draining = false;

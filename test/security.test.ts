@@ -97,6 +97,20 @@ describe("bundles", () => {
     }
   });
 
+  test("a rerun says unchanged only when the gzip variant is still the one made from the module", async () => {
+    const dir = await tempDir("tree-");
+    await mkdir(path.join(dir, "p", "1.0.0"), { recursive: true });
+    await writeFile(path.join(dir, "p", "1.0.0", "plugin.wasm"), wasm);
+    const store = await tempDir("store-");
+    expect((await cli(["import-dir", dir, "--to", store])).code).toBe(0);
+    // Someone (or an old bundle) put other bytes under plugin.wasm.gz.
+    await writeFile(path.join(store, "plugins/p/1.0.0/plugin.wasm.gz"), gzipSync(wasmModule(900, 8)));
+    const rerun = await cli(["import-dir", dir, "--to", store, "--json"]);
+    expect(JSON.parse(rerun.stdout).versions[0].status).toBe("published");
+    const { gunzipSync } = await import("node:zlib");
+    expect(sha256(gunzipSync(await readFile(path.join(store, "plugins/p/1.0.0/plugin.wasm.gz"))))).toBe(sha256(wasm));
+  });
+
   test("a decompression bomb is refused at its entry header, in bounded memory", async () => {
     // 300 MiB of zeros as plugin.wasm (over the 256 MiB cap): a bundle of a few hundred KB.
     const tarHeader = (name: string, size: number) => {

@@ -22,9 +22,12 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
   const maxChunk = options.maxChunk ?? 64 * 1024;
   const minChunk = options.minChunk ?? 16 * 1024;
   let active = 0;
+  /** Bytes of send buffers downloads hold now. */
+  let holding = 0;
   // Two sizes only, so buffers go back to a free list and serve the next download: no garbage
-  // per download, and what the free lists keep stays within the budget.
-  const chunkSize = () => (active * maxChunk <= options.streamBudget ? maxChunk : minChunk);
+  // per download, and what the free lists keep stays within the budget. Large buffers while the
+  // budget lasts, small ones beyond it.
+  const chunkSize = () => (holding + maxChunk <= options.streamBudget ? maxChunk : minChunk);
   const free = new Map<number, Buffer[]>([[maxChunk, []], [minChunk, []]]);
   let pooled = 0;
   const take = (size: number) => {
@@ -44,6 +47,7 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
     // no garbage per chunk, and a slow client holds this buffer and nothing more.
     const size = chunkSize();
     const buffer = take(size);
+    holding += size;
     let reusable = true;
     try {
       for (;;) {
@@ -65,6 +69,7 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
       res.destroy();
     } finally {
       active--;
+      holding -= size;
       reader.close();
       if (reusable) give(buffer);
     }

@@ -28,6 +28,8 @@ export interface CacheOptions {
   readonly listTtlMs?: number;
   /** Facts and misses remembered at most (each a few hundred bytes). */
   readonly maxEntries?: number;
+  /** Told the size of every buffer the cache lets go (nothing sends it any more): the runtime may collect it early. */
+  readonly onDrop?: (bytes: number) => void;
   /** For tests. */
   readonly now?: () => number;
 }
@@ -64,8 +66,11 @@ export class CachedStore implements Store {
   readonly #ttl: number;
   readonly #missTtl: number;
   readonly #now: () => number;
+  readonly #onDrop: (bytes: number) => void;
   /** Bytes of buffers evicted from the LRU that responses still hold. */
   #pinnedEvicted = 0;
+  /** Bytes of loads under way: room is taken when a load starts, or concurrent loads of a burst would all fit at once. */
+  #reserved = 0;
 
   constructor(inner: Store, options: CacheOptions = {}) {
     this.#inner = inner;
@@ -74,6 +79,7 @@ export class CachedStore implements Store {
     this.#ttl = options.ttlMs ?? 30_000;
     this.#missTtl = options.missTtlMs ?? 2_000;
     this.#now = options.now ?? Date.now;
+    this.#onDrop = options.onDrop ?? (() => {});
     const maxEntries = options.maxEntries ?? 10_000;
     this.#objects = new LRUCache<string, Held>({
       maxSize: this.#maxBytes,
@@ -82,7 +88,7 @@ export class CachedStore implements Store {
         if (held.pins > 0) {
           held.evicted = true;
           this.#pinnedEvicted += held.bytes.length;
-        }
+        } else this.#onDrop(held.bytes.length);
       },
     });
     // A clock of the tests' own must be read on every check (lru-cache otherwise caches it for 1 ms).
@@ -101,7 +107,7 @@ export class CachedStore implements Store {
 
   /** Bytes held in memory now: cached buffers and evicted ones still being sent. */
   get size(): number {
-    return this.#objects.calculatedSize + this.#pinnedEvicted;
+    return this.#objects.calculatedSize + this.#pinnedEvicted + this.#reserved;
   }
 
   /** Entries of every kind, for tests and metrics. */
@@ -217,6 +223,7 @@ export class CachedStore implements Store {
       if (held.pins === 0 && held.evicted) {
         held.evicted = false;
         this.#pinnedEvicted -= held.bytes.length;
+        this.#onDrop(held.bytes.length);
       }
     };
     let body: ReadableStream<Uint8Array> | undefined;
@@ -252,13 +259,21 @@ export class CachedStore implements Store {
     const { info } = object;
     this.#remember(key, info);
     if (info.size > this.#maxObjectBytes || !this.#makeRoom(info.size)) return { kind: "direct", object, taken: false };
-    const bytes = await readAll(object);
+    this.#reserved += info.size;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readAll(object);
+    } finally {
+      this.#reserved -= info.size;
+    }
     if (bytes.length !== info.size) {
       // The backend sent something other than the object it described: keep nothing.
       throw new Error(`store returned ${bytes.length} bytes for ${key}, which it described as ${info.size}`);
     }
     const held: Held = { info, bytes, checked: this.#now(), pins: 0, evicted: false };
-    if (this.#makeRoom(info.size)) this.#objects.set(key, held);
+    // The reserved room is ours (nothing else ran since it was released): keep the bytes, counted.
+    this.#makeRoom(info.size);
+    this.#objects.set(key, held);
     return { kind: "held", held };
   }
 
@@ -284,9 +299,12 @@ async function readAll(object: StoredObject): Promise<Uint8Array> {
   const buffer = new Uint8Array(object.info.size);
   let filled = 0;
   try {
-    for (let chunk = await object.reader.read(1024 * 1024); chunk; chunk = await object.reader.read(1024 * 1024)) {
+    // Readers that can fill the destination in place do (a file); others hand their own chunks.
+    const next = () => object.reader!.read(1024 * 1024, filled < buffer.length ? buffer.subarray(filled) : undefined);
+    for (let chunk = await next(); chunk; chunk = await next()) {
       if (filled + chunk.length > buffer.length) return buffer.subarray(0, 0); // longer than described
-      buffer.set(chunk, filled);
+      const inPlace = chunk.buffer === buffer.buffer && chunk.byteOffset === buffer.byteOffset + filled;
+      if (!inPlace) buffer.set(chunk, filled);
       filled += chunk.length;
     }
   } finally {

@@ -147,10 +147,11 @@ export class FileStore implements WritableStore {
 }
 
 /**
- * Bodies up to this size are read in one call and handed over as one chunk: a stream per
- * request costs more than the read itself at plugin sizes, and most plugins are below it.
+ * Bodies up to this size are read in one call and handed over as one chunk (metadata, READMEs):
+ * a reader costs more than the read itself. Larger ones are read a chunk at a time, so a burst
+ * of downloads never holds a whole module per connection.
  */
-const SMALL = 1024 * 1024;
+const SMALL = 64 * 1024;
 
 async function readWhole(fd: number, start: number, length: number): Promise<Uint8Array> {
   const buffer = Buffer.allocUnsafe(length);
