@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { leb128 } from "../test/support/wasm.ts";
 
 /**
  * A plugin set shaped like the official one: 43 modules of 0.3 to 23 MB (median 5 MB, 270 MB in
@@ -10,17 +11,6 @@ export const SIZES_MB = [
   0.3, 0.45, 0.7, 1.0, 1.3, 1.7, 2.1, 2.5, 2.9, 3.3, 3.6, 3.9, 4.1, 4.3, 4.5, 4.6, 4.7, 4.8, 4.9, 5.0, 5.0, 5.0, 5.1, 5.2, 5.4,
   5.6, 5.9, 6.2, 6.5, 6.8, 7.2, 7.6, 8.0, 8.5, 9.0, 9.6, 10.3, 11.2, 12.2, 13.4, 15.0, 17.5, 23.0,
 ];
-
-function leb128(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
 
 export async function pluginSet(): Promise<{ name: string; wasm: Uint8Array }[]> {
   const go = await readFile(createRequire(import.meta.url).resolve("esbuild-wasm/esbuild.wasm"));

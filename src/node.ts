@@ -46,9 +46,15 @@ const nodeHasher: HasherFactory = () => {
  * a burst that cycles more plugins through the cache than it holds would leave hundreds of MiB of
  * dead buffers behind. Once 32 MiB of cached buffers are dropped, a collection runs.
  */
-function collectEarly(): (bytes: number) => void {
-  setFlagsFromString("--expose-gc");
-  const gc = runInNewContext("gc") as () => void;
+function collectEarly(): ((bytes: number) => void) | undefined {
+  let gc: unknown;
+  try {
+    setFlagsFromString("--expose-gc");
+    gc = runInNewContext("gc");
+  } catch {
+    // a runtime without it: V8's own schedule then
+  }
+  if (typeof gc !== "function") return undefined;
   let dropped = 0;
   let scheduled = false;
   return (bytes) => {
@@ -58,7 +64,7 @@ function collectEarly(): (bytes: number) => void {
     setImmediate(() => {
       scheduled = false;
       dropped = 0;
-      gc();
+      (gc as () => void)();
     });
   };
 }
@@ -93,7 +99,8 @@ async function main(): Promise<void> {
     store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000 });
   }
   if (config.cache.ttlSeconds > 0) {
-    store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes, onDrop: collectEarly() });
+    const onDrop = collectEarly();
+    store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes, ...(onDrop ? { onDrop } : {}) });
   }
 
   let draining = false;

@@ -59,7 +59,15 @@ export class FileStore implements WritableStore {
       const part = range ? { range } : {};
       if (length <= SMALL) {
         const bytes = await readWhole(fd, start, length);
-        return { info, ...part, bytes, body: onceStream(bytes) };
+        let body: ReadableStream<Uint8Array> | undefined;
+        return {
+          info,
+          ...part,
+          bytes,
+          get body() {
+            return (body ??= onceStream(bytes));
+          },
+        };
       }
       handedOver = true; // the reader closes the descriptor
       const reader = fdReader(fd, start, length);

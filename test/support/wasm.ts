@@ -3,7 +3,7 @@
  * segment) of about the requested size, with content that depends on `seed`, so different
  * fixtures never share bytes by accident.
  */
-function leb128(value: number): number[] {
+export function leb128(value: number): number[] {
   const out: number[] = [];
   do {
     let byte = value & 0x7f;
