@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, EnvReader } from "../src/node/config.ts";
 import { LocationError, parseStoreLocation } from "../src/storage/location.ts";
 import { openStore } from "../src/storage/open.ts";
+import { PolicyStore } from "../src/storage/policy.ts";
 import { S3Store } from "../src/storage/s3.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { createBucket } from "./bucket.ts";
@@ -147,7 +148,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         expectPositionals(rest, 0, "create-bucket");
         const seconds = values.wait === undefined ? 0 : Number(values.wait);
         if (!Number.isInteger(seconds) || seconds < 0) throw new UsageError("--wait takes a whole number of seconds");
-        const store = await target(values, env);
+        const store = await openTarget(values, env);
         if (!(store instanceof S3Store)) throw new UsageError("create-bucket needs an s3:// store");
         await createBucket(store, seconds, (line) => process.stderr.write(`${line}\n`));
         return 0;
@@ -191,7 +192,17 @@ const S3_FLAGS = {
   "s3-secret-access-key": "AWS_SECRET_ACCESS_KEY",
 } as const;
 
+/**
+ * The store to publish to, behind the server's policy layer: a write or read that fails with a
+ * 5xx, a reset or a timeout is retried with backoff (a whole-object PUT is idempotent); one that
+ * still fails fails its version, which the pipeline then rolls back.
+ */
 async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
+  const store = await openTarget(values, env);
+  return new PolicyStore(store, { timeoutMs: 10 * 60_000, stallMs: 120_000, retries: 4, backoffMs: 250, failureThreshold: 50 });
+}
+
+async function openTarget(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
   const overrides = Object.fromEntries(
     Object.entries(S3_FLAGS).flatMap(([flag, variable]) => {
       const value = values[flag as keyof typeof S3_FLAGS];

@@ -19,11 +19,14 @@ export async function listenLoopback(handler: (req: IncomingMessage, res: Server
   return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-/** Passes a request on to `host` as it came, optionally with another Authorization header. */
-export function forward(host: string, req: IncomingMessage, res: ServerResponse, authorization?: string): void {
+/**
+ * Passes a request on to `host` as it came, optionally with another Authorization header. The
+ * Host header becomes `host` unless `keepHost` (S3 signatures cover the Host the client used).
+ */
+export function forward(host: string, req: IncomingMessage, res: ServerResponse, authorization?: string, keepHost = false): void {
   const upstream = httpRequest(
     `http://${host}${req.url}`,
-    { method: req.method, headers: { ...req.headers, host, ...(authorization ? { authorization } : {}) } },
+    { method: req.method, headers: { ...req.headers, ...(keepHost ? {} : { host }), ...(authorization ? { authorization } : {}) } },
     (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
