@@ -11,7 +11,7 @@ import { sha256 } from "./support/fixtures.ts";
 import { cli } from "./support/cli.ts";
 import { request } from "./support/http.ts";
 import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
-import { push, startRegistry, type Registry } from "./support/registry.ts";
+import { push, startFlakyProxy, startRegistry, type Registry } from "./support/registry.ts";
 import { ROOT, s3Env, seedBucket, startNode, type NodeServer } from "./support/targets.ts";
 import { wasmModule } from "./support/wasm.ts";
 
@@ -120,9 +120,16 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
         expect(sha256(res.body), `${name} ${version}`).toBe(sha256(pushed.get(image)!));
       }
     }
-    // A second run changes nothing.
-    const again = await cli(["sync", "--to", dir, "--json", ...mirrorArgs()]);
-    expect(JSON.parse(again.stdout).versions.every((v: { status: string }) => v.status === "unchanged")).toBe(true);
+    // A second run changes nothing, and decides it from one manifest request per version: no blob is downloaded.
+    const front = await startFlakyProxy(registry, 0);
+    const started = Date.now();
+    const again = await cli(["sync", "--to", dir, "--json", "--mirror", `${OFFICIAL}=${front.host}`, "--plain-http", front.host]);
+    const seconds = (Date.now() - started) / 1000;
+    await front.stop();
+    const versions = JSON.parse(again.stdout).versions as { status: string }[];
+    expect(versions.every((v) => v.status === "unchanged")).toBe(true);
+    expect(front.requests()).toBe(versions.length);
+    console.log(`[uploader] no-op re-sync of ${versions.length} versions: ${seconds.toFixed(2)} s, ${front.requests()} registry requests`);
   });
 
   test("registry credentials come from a Docker config.json: auths and credential helpers", async () => {

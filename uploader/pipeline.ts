@@ -3,7 +3,8 @@ import { isName, isVersion } from "../src/core/names.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { sha256Hex } from "./digest.ts";
 import { mapPool } from "./pool.ts";
-import { publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
+import { intact, publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
+import type { PluginMetadata } from "../src/core/metadata.ts";
 import { writeIndex } from "./store-index.ts";
 
 /**
@@ -18,6 +19,8 @@ export interface Job {
   /** Where the bytes come from, for messages (`oci://...`, `file:...`). */
   readonly source: string;
   readonly load: () => Promise<PluginVersion>;
+  /** True when what the store holds (its metadata) already is this job's plugin, judged without loading it (a registry's manifest digest). */
+  readonly published?: (stored: PluginMetadata) => Promise<boolean>;
 }
 
 export type VersionStatus = "published" | "unchanged" | "would-publish" | "failed";
@@ -82,6 +85,12 @@ export async function runPipeline(
     seen.add(id);
     progress({ name: job.name, version: job.version, phase: "start", detail: job.source });
     try {
+      // Decided without loading when the source can tell (a registry's manifest digest): a no-op rerun downloads no blob.
+      const stored = job.published && !options.force ? await storedMetadata(store, job.name, job.version) : undefined;
+      if (stored && (await job.published!(stored).catch(() => false)) && (await intact(store, stored))) {
+        progress({ name: job.name, version: job.version, phase: "unchanged", detail: stored.sha256 });
+        return { ...base, status: "unchanged", sha256: stored.sha256, size: stored.size };
+      }
       const plugin = await job.load();
       const result = options.dryRun ? await dryRun(store, plugin) : await publishVersion(store, plugin, { force: options.force ?? false });
       progress({ name: job.name, version: job.version, phase: result.status, detail: result.sha256 });

@@ -109,7 +109,7 @@ async function rollBack(store: WritableStore, written: ReadonlyMap<string, strin
 }
 
 /** The module and its gzip variant are there as metadata.json describes them (size, and MD5 where the store's ETag is one). */
-async function intact(store: WritableStore, m: PluginMetadata): Promise<boolean> {
+export async function intact(store: WritableStore, m: PluginMetadata): Promise<boolean> {
   const [wasm, gz] = await Promise.all([store.head(fileKey(m.name, m.version, WASM)), store.head(fileKey(m.name, m.version, WASM_GZIP))]);
   if (wasm?.size !== m.size || m.gzipSize === undefined || gz?.size !== m.gzipSize) return false;
   const md5 = (etag: string) => /^"([0-9a-f]{32})"$/.exec(etag)?.[1];

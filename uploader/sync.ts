@@ -2,7 +2,7 @@ import type { WritableStore } from "../src/storage/store.ts";
 import type { SyncPlan } from "./config.ts";
 import type { Credentials } from "./oci/auth.ts";
 import { RegistryClient } from "./oci/client.ts";
-import { pullPlugin } from "./oci/pull.ts";
+import { imageDigest, pullPlugin } from "./oci/pull.ts";
 import { applyMirrors, formatReference } from "./oci/reference.ts";
 import { runPipeline, type Job, type PipelineOptions, type Report } from "./pipeline.ts";
 
@@ -47,6 +47,9 @@ export function registryJobs(plan: SyncPlan, options: RegistryOptions): Job[] {
     version: s.version,
     source: formatReference(s.ref),
     load: async () => ({ name: s.name, version: s.version, ...(await pullPlugin(client, s.ref)) }),
+    // A rerun asks the registry for the manifest only: the same image digest as published means nothing to download.
+    // (The digest names the content, so a moved mirror with the same image is no change either.)
+    published: async (stored) => stored.manifestDigest !== undefined && stored.manifestDigest === (await imageDigest(client, s.ref)),
   }));
 }
 

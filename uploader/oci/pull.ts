@@ -25,6 +25,18 @@ interface ImageManifest {
 }
 
 
+/**
+ * The digest a pull would record as `manifestDigest`, from one manifest request and no blob: for
+ * an index, the chosen image's digest as the index lists it.
+ */
+export async function imageDigest(client: RegistryClient, ref: ImageReference): Promise<string> {
+  const where = formatReference(ref);
+  const { bytes, digest, mediaType } = await client.manifest(ref);
+  const manifest = parse(bytes, where);
+  if (mediaType === OCI_INDEX || mediaType === DOCKER_LIST || manifest.manifests) return chooseImage(manifest.manifests ?? [], where).digest;
+  return digest;
+}
+
 export async function pullPlugin(client: RegistryClient, ref: ImageReference): Promise<PulledPlugin> {
   const where = formatReference(ref);
   let { bytes, digest, mediaType } = await client.manifest(ref);
