@@ -19,6 +19,8 @@ import { UploaderError, UsageError } from "./errors.ts";
 import { localJobs } from "./local.ts";
 import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
 import { runPipeline, type ProgressEvent, type Report } from "./pipeline.ts";
+import { writeIndex } from "./store-index.ts";
+import { listStore, verifyStore } from "./verify.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
 
 /** Set by the build from package.json (one version for the package, the image and the chart). */
@@ -33,6 +35,9 @@ const USAGE = `Usage:
   plugin-uploader export [--config <file> | --dir <dir>] --out <bundle.tar.gz>
   plugin-uploader import <bundle.tar.gz> [--to <store>]
   plugin-uploader create-bucket [--to s3://<bucket>] [--wait <seconds>]   for MinIO and radosgw, which start empty
+  plugin-uploader verify [--to <store>]          check every version: module sha256, gzip variant, metadata, aliases, index
+  plugin-uploader list [--to <store>] [--json]   plugins, versions, aliases, sizes, sources
+  plugin-uploader index [--to <store>]           rebuild index.json after the store was edited by hand
 
   <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
   S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server, or the flags
@@ -53,7 +58,7 @@ Options:
   --create-bucket                          create the S3 bucket if it does not exist
   --json                                   print the report as JSON on stdout
 
-Exit codes: 0 success, 1 some plugins failed, 2 usage or configuration error.`;
+Exit codes: 0 success, 1 some plugins failed (verify: problems found), 2 usage or configuration error.`;
 
 const OPTIONS = {
   config: { type: "string" },
@@ -143,6 +148,33 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         const result = await exportBundle(jobs, aliases, values.out, { concurrency, onProgress: progress.event });
         report = { ...result, aliases: [], pruned: [] };
         break;
+      }
+      case "verify": {
+        expectPositionals(rest, 0, "verify");
+        const { versions, problems } = await verifyStore(await target(values, env));
+        if (values.json) process.stdout.write(`${JSON.stringify({ versions, problems }, null, 2)}\n`);
+        else process.stdout.write(`${versions} versions checked, ${problems.length} problems\n${problems.map((p) => `PROBLEM ${p}\n`).join("")}`);
+        return problems.length > 0 ? 1 : 0;
+      }
+      case "list": {
+        expectPositionals(rest, 0, "list");
+        const { entries, problems } = await listStore(await target(values, env));
+        if (values.json) {
+          process.stdout.write(`${JSON.stringify({ versions: entries.map((e) => ({ name: e.name, version: e.version, ...(e.aliasOf ? { aliasOf: e.aliasOf } : {}), size: e.metadata?.size, sha256: e.metadata?.sha256, source: e.metadata?.source })), problems }, null, 2)}\n`);
+        } else {
+          for (const e of entries) {
+            const facts = e.metadata ? `${e.metadata.size} bytes  ${e.metadata.sha256.slice(0, 12)}  ${e.metadata.source ?? ""}` : "(no metadata.json)";
+            process.stdout.write(`${e.name}  ${e.version}${e.aliasOf ? ` -> ${e.aliasOf}` : ""}  ${facts}\n`);
+          }
+          for (const p of problems) process.stdout.write(`PROBLEM ${p}\n`);
+        }
+        return 0;
+      }
+      case "index": {
+        expectPositionals(rest, 0, "index");
+        const index = await writeIndex(await target(values, env));
+        process.stdout.write(`index.json written: ${Object.keys(index.plugins).length} plugins\n`);
+        return 0;
       }
       case "create-bucket": {
         expectPositionals(rest, 0, "create-bucket");

@@ -4,7 +4,7 @@ import { parseAliases } from "../src/core/aliases.ts";
 import { contentTypeFor } from "../src/core/content-type.ts";
 import { aliasesKey, fileKey, METADATA_JSON, METADATA_TEXT, WASM, WASM_GZIP } from "../src/core/layout.ts";
 import { parseMetadataJson, renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
-import { readBytes, readText, type WritableStore } from "../src/storage/store.ts";
+import { readBytes, readText, type Store, type WritableStore } from "../src/storage/store.ts";
 import { ArtifactError, UploaderError } from "./errors.ts";
 import { EXTRAS_DESCRIPTION, isExtra } from "./extras.ts";
 import { md5Hex, sha256Hex } from "./digest.ts";
@@ -33,7 +33,7 @@ const text = (s: string) => new TextEncoder().encode(s);
 const gzip = (data: Uint8Array) => promisify(gzipCallback)(data, { level: 6 });
 
 /** The metadata.json a store holds for a version, if it is one we wrote and can trust. */
-export async function storedMetadata(store: WritableStore, name: string, version: string): Promise<PluginMetadata | undefined> {
+export async function storedMetadata(store: Store, name: string, version: string): Promise<PluginMetadata | undefined> {
   const object = await store.get(fileKey(name, version, METADATA_JSON));
   return object ? parseMetadataJson(await readText(object)) : undefined;
 }

@@ -5,11 +5,10 @@ import type { ChunkReader } from "../storage/store.ts";
 
 /**
  * Sends plugin files the cheap way on Node:
- * - bytes in memory (the cache's shared buffer) go to the socket in one write, without a copy,
- *   however many connections send the same buffer;
+ * - bytes in memory (the cache's shared buffer) go to the socket in one write, with no copy per
+ *   connection, however many connections send the same buffer;
  * - a chunk reader (a file, the disk cache, an S3 body) is pulled one chunk per drained socket, so
- *   a slow client holds at most one chunk; the chunk size shrinks as more streams run, keeping
- *   the bytes all streams hold within `streamBudget`.
+ *   a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
  */
 export interface NodeSenderOptions {
   /** Bytes all streaming responses may hold at once in user space. */
@@ -18,10 +17,9 @@ export interface NodeSenderOptions {
   readonly minChunk?: number;
 }
 
-export function nodeSender(options: NodeSenderOptions): Sender & { readonly streaming: () => number } {
+export function nodeSender(options: NodeSenderOptions): Sender {
   const maxChunk = options.maxChunk ?? 64 * 1024;
   const minChunk = options.minChunk ?? 16 * 1024;
-  let active = 0;
   /** Bytes of send buffers downloads hold now. */
   let holding = 0;
   // Two sizes only, so buffers go back to a free list and serve the next download: no garbage
@@ -42,7 +40,6 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
   };
 
   async function pump(reader: ChunkReader, res: ServerResponse): Promise<void> {
-    active++;
     // One buffer per download, reused for every chunk once the socket has taken the previous one:
     // no garbage per chunk, and a slow client holds this buffer and nothing more.
     const size = chunkSize();
@@ -68,7 +65,6 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
       // transfer (Content-Length was sent) and retries, instead of waiting forever.
       res.destroy();
     } finally {
-      active--;
       holding -= size;
       reader.close();
       if (reusable) give(buffer);
@@ -90,7 +86,7 @@ export function nodeSender(options: NodeSenderOptions): Sender & { readonly stre
     // Bytes and null: the adapter writes a plain-headers Response with one end() call.
     return new Response(body as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null, { status, headers });
   };
-  return Object.assign(send, { streaming: () => active });
+  return send;
 }
 
 /** Resolves true once the socket has taken `chunk` (its buffer may be reused), false if the response is gone. */
