@@ -51,6 +51,7 @@ Options:
                                            REGISTRY_PASSWORD for the hosts in REGISTRY_HOSTS (default: the mirrors,
                                            else every registry but the official one), and the Docker config.json
                                            ($DOCKER_CONFIG) with its credential helpers
+  --registry-timeout <seconds>             limit of one registry request, body included (default 60)
   --concurrency <n>                        plugins in flight at once (default 4)
   --force                                  publish again even when the sha256 matches
   --prune                                  remove plugins, versions and aliases the config does not list
@@ -72,6 +73,7 @@ const OPTIONS = {
   "plain-http": { type: "string", multiple: true },
   credentials: { type: "string", multiple: true },
   concurrency: { type: "string" },
+  "registry-timeout": { type: "string" },
   force: { type: "boolean" },
   prune: { type: "boolean" },
   "dry-run": { type: "boolean" },
@@ -280,8 +282,11 @@ async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: Syn
   const mirrorHosts = [...merged.values()].map((m) => m.split("/")[0]!);
   const scope = env.REGISTRY_HOSTS?.split(",").map((h) => h.trim()).filter(Boolean) ??
     (mirrorHosts.length > 0 ? mirrorHosts : hosts.filter((h) => h !== OFFICIAL_REGISTRY));
+  const timeout = values["registry-timeout"] === undefined ? 60 : Number(values["registry-timeout"]);
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600) throw new UsageError("--registry-timeout takes a whole number of seconds from 1 to 3600");
   return {
     mirrors,
+    timeoutMs: timeout * 1000,
     plainHttp: new Set(values["plain-http"] ?? []),
     credentials,
     ...(fallback ? { defaultCredentials: fallback, defaultCredentialHosts: new Set(scope) } : {}),

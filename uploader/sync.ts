@@ -19,6 +19,8 @@ export interface RegistryOptions {
   readonly defaultCredentialHosts?: ReadonlySet<string>;
   /** Retry pacing of the registry client (tests shorten it). */
   readonly backoffMs?: number;
+  /** Limit of one registry request, body included (a registry that trickles bytes is cut off). */
+  readonly timeoutMs?: number;
 }
 
 export interface SyncOptions extends RegistryOptions, PipelineOptions {
@@ -41,6 +43,7 @@ export function registryJobs(plan: SyncPlan, options: RegistryOptions): Job[] {
       options.credentials?.get(host) ??
       (!options.defaultCredentialHosts || options.defaultCredentialHosts.has(host) ? options.defaultCredentials : undefined),
     ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
   });
   return sources.map((s) => ({
     name: s.name,
