@@ -1,9 +1,12 @@
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { expect, test } from "vitest";
 import { cli } from "./support/cli.ts";
+import { sha256 } from "./support/fixtures.ts";
+import { ROOT } from "./support/targets.ts";
 import { wasmModule } from "./support/wasm.ts";
 
 /** The operator commands against a real store directory: verify finds what is wrong, index repairs the index, list shows it all. */
@@ -40,4 +43,67 @@ test("verify, index and list: a clean store verifies; damage, hand edits and bro
   expect(damaged.stdout).toMatch(/PROBLEM index\.json is out of date .*run plugin-uploader index/);
   await cli(["index", "--to", store]);
   expect((await cli(["verify", "--to", store])).stdout).not.toContain("index.json is out of date");
+});
+
+/** A tree of plugins large enough that a run takes a moment (so it can be interrupted half-way). */
+async function pluginTree(count: number, size: number) {
+  const tree = await mkdtemp(path.join(tmpdir(), "ops-tree-"));
+  const modules = new Map<string, Uint8Array>();
+  for (let i = 0; i < count; i++) {
+    const wasm = wasmModule(size, 40 + i);
+    modules.set(`plugins/p${i}/1.0.0/plugin.wasm`, wasm);
+    await mkdir(path.join(tree, `p${i}`, "1.0.0"), { recursive: true });
+    await writeFile(path.join(tree, `p${i}`, "1.0.0", "plugin.wasm"), wasm);
+  }
+  return { tree, modules };
+}
+
+/** What must hold at any moment: every module in the store is a source module, every gzip variant and metadata.json belongs to its module. */
+async function consistent(store: string, modules: Map<string, Uint8Array>): Promise<string[]> {
+  const problems: string[] = [];
+  const sums = new Set([...modules.values()].map(sha256));
+  const plugins = await readdir(path.join(store, "plugins")).catch(() => [] as string[]);
+  for (const name of plugins) {
+    const dir = path.join(store, "plugins", name, "1.0.0");
+    const files = await readdir(dir).catch(() => [] as string[]);
+    const wasm = files.includes("plugin.wasm") ? await readFile(path.join(dir, "plugin.wasm")) : undefined;
+    if (wasm && !sums.has(sha256(wasm))) problems.push(`${name}: plugin.wasm is not a source module`);
+    if (files.includes("plugin.wasm.gz") && (!wasm || sha256(gunzipSync(await readFile(path.join(dir, "plugin.wasm.gz")))) !== sha256(wasm))) problems.push(`${name}: gzip variant without its module`);
+    if (files.includes("metadata.json") && (!wasm || (JSON.parse(await readFile(path.join(dir, "metadata.json"), "utf8")) as { sha256: string }).sha256 !== sha256(wasm))) problems.push(`${name}: metadata.json without its module`);
+  }
+  return problems;
+}
+
+test("two uploaders publishing the same plugins into one store at once: both exit 0, the store verifies", { timeout: 60_000 }, async () => {
+  const { tree } = await pluginTree(6, 300_000);
+  const store = await mkdtemp(path.join(tmpdir(), "ops-store-"));
+  const [a, b] = await Promise.all([cli(["import-dir", tree, "--to", store]), cli(["import-dir", tree, "--to", store])]);
+  expect([a.code, b.code], `${a.stderr}\n${b.stderr}`).toEqual([0, 0]);
+  expect((await cli(["verify", "--to", store])).stdout).toBe("6 versions checked, 0 problems\n");
+});
+
+test("kill -9 at 20 moments of a run, each followed by another run: always consistent, and the end equals an uninterrupted run", { timeout: 120_000 }, async () => {
+  const { tree, modules } = await pluginTree(8, 1_500_000);
+  const store = await mkdtemp(path.join(tmpdir(), "ops-killed-"));
+  const entry = path.join(ROOT, "dist/uploader.js");
+  let seed = 7;
+  for (let i = 0; i < 20; i++) {
+    const child = spawn(process.execPath, [entry, "import-dir", tree, "--to", store], { stdio: "ignore" });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    seed = (seed * 48271) % 2147483647;
+    await new Promise((resolve) => setTimeout(resolve, 150 + (seed % 900)));
+    child.kill("SIGKILL");
+    await exited;
+    expect(await consistent(store, modules), `after kill ${i + 1}`).toEqual([]);
+  }
+  expect((await cli(["import-dir", tree, "--to", store])).code).toBe(0);
+  expect((await cli(["verify", "--to", store])).stdout).toBe("8 versions checked, 0 problems\n");
+  const clean = await mkdtemp(path.join(tmpdir(), "ops-clean-"));
+  expect((await cli(["import-dir", tree, "--to", clean])).code).toBe(0);
+  for (const key of modules.keys()) {
+    for (const file of [key, key.replace(/plugin\.wasm$/, "plugin.wasm.gz")]) {
+      const [x, y] = await Promise.all([readFile(path.join(store, file)), readFile(path.join(clean, file))]);
+      expect(sha256(file.endsWith(".gz") ? gunzipSync(x) : x), file).toBe(sha256(file.endsWith(".gz") ? gunzipSync(y) : y));
+    }
+  }
 });
