@@ -163,9 +163,30 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
       const withHelper = await cli([...args, "--force"], { DOCKER_CONFIG: dir, PATH: `${bin}:${process.env.PATH}` });
       expect(withHelper.code, withHelper.stdout).toBe(0);
       expect(withHelper.stderr).toContain("published     private 3.0.0");
+
+      // The password on standard input, never on the command line; never printed either.
+      await writeFile(path.join(dir, "config.json"), "{}");
+      const piped = await cli([...args, "--force", "--json", "--credentials", `${basic.host}=robot`, "--password-stdin"], { DOCKER_CONFIG: dir }, "pw-from-docker-config\n");
+      expect(piped.code, piped.stderr).toBe(0);
+      const wrong = await cli([...args, "--force", "--credentials", `${basic.host}=robot`, "--password-stdin"], { DOCKER_CONFIG: dir }, "not-the-password\n");
+      expect(wrong.code).toBe(1);
+      expect(`${wrong.stdout}${wrong.stderr}`).toContain("refused the credentials of robot");
+      expect(`${wrong.stdout}${wrong.stderr}${piped.stdout}${piped.stderr}`).not.toMatch(/not-the-password|pw-from-docker-config/);
     } finally {
       await basic.stop();
     }
+  });
+
+  test("per-command help, and options a command does not take are refused by name", async () => {
+    const help = await cli(["import-dir", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("Usage: plugin-uploader import-dir <dir|file.wasm>");
+    expect(help.stdout).toContain("--plugin-name");
+    expect(help.stdout).not.toContain("--mirror");
+    const stray = await cli(["list", "--force", "--to", await tempDir("s-")]);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain("list does not take --force");
+    expect((await cli(["--version"])).stdout).toMatch(/^plugin-uploader \d+\.\d+\.\d+\n$/);
   });
 
   test("one failing plugin: exit 1, the failure named, the others published", async () => {

@@ -47,7 +47,8 @@ const USAGE = `Usage:
 Options:
   --mirror <registry>=<mirror>[/<prefix>]  pull <registry>'s images from a mirror (repeatable)
   --plain-http <host:port>                 reach this registry over HTTP, not HTTPS (repeatable)
-  --credentials <host>=<user>:<password>   registry credentials (repeatable); also REGISTRY_USERNAME and
+  --credentials <host>=<user>[:<password>] registry credentials (repeatable); without a password, with
+  --password-stdin                         the password read from standard input (kept off the command line); also REGISTRY_USERNAME and
                                            REGISTRY_PASSWORD for the hosts in REGISTRY_HOSTS (default: the mirrors,
                                            else every registry but the official one), and the Docker config.json
                                            ($DOCKER_CONFIG) with its credential helpers
@@ -72,6 +73,7 @@ const OPTIONS = {
   mirror: { type: "string", multiple: true },
   "plain-http": { type: "string", multiple: true },
   credentials: { type: "string", multiple: true },
+  "password-stdin": { type: "boolean" },
   concurrency: { type: "string" },
   "registry-timeout": { type: "string" },
   force: { type: "boolean" },
@@ -89,6 +91,36 @@ const OPTIONS = {
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+type Option = keyof typeof OPTIONS;
+
+const STORE_OPTIONS: Option[] = ["to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
+const REGISTRY_OPTIONS: Option[] = ["config", "mirror", "plain-http", "credentials", "password-stdin", "registry-timeout"];
+const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "prune", "dry-run", "create-bucket", "json"];
+/** What each command takes; anything else is refused by name instead of being silently ignored. */
+const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
+  sync: { usage: "sync [--config <file>] [--to <store>]", options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS] },
+  "import-dir": { usage: "import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "plugin-name", "plugin-version"] },
+  import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS] },
+  export: { usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz>", options: [...REGISTRY_OPTIONS, "dir", "out", "concurrency", "json"] },
+  "create-bucket": { usage: "create-bucket [--to s3://<bucket>] [--wait <seconds>]", options: [...STORE_OPTIONS, "wait"] },
+  verify: { usage: "verify [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
+  list: { usage: "list [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
+  index: { usage: "index [--to <store>]", options: STORE_OPTIONS },
+};
+
+/** The lines of the option list that document `options`. */
+function commandHelp(name: string): string {
+  const command = COMMANDS[name]!;
+  const lines: string[] = [];
+  let keep = false;
+  for (const line of USAGE.slice(USAGE.indexOf("Options:")).split("\n").slice(1)) {
+    const option = /^ {2}--([a-z0-9-]+)/.exec(line)?.[1];
+    if (option) keep = command.options.includes(option as Option);
+    else if (!line.startsWith("    ")) keep = false; // a continuation line belongs to the option above
+    if (keep) lines.push(line);
+  }
+  return `Usage: plugin-uploader ${command.usage}\n\nOptions:\n${lines.join("\n")}\n  --help                                   this text\n`;
+}
 
 async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
@@ -103,10 +135,17 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
     process.stdout.write(`plugin-uploader ${VERSION}\n`);
     return 0;
   }
+  if (command && values.help && COMMANDS[command]) {
+    process.stdout.write(commandHelp(command));
+    return 0;
+  }
   if (values.help || !command) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
+  const allowed = COMMANDS[command]?.options;
+  const stray = allowed ? Object.keys(values).filter((o) => !allowed.includes(o as Option)) : [];
+  if (stray.length > 0) return usage(`${command} does not take ${stray.map((o) => `--${o}`).join(", ")} (plugin-uploader ${command} --help)`);
   try {
     const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency takes a whole number from 1 to 64");
@@ -270,10 +309,12 @@ async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: Syn
   const merged = new Map([...plan.mirrors, ...mirrors]); // as registryJobs applies them
   const hosts = plan.sources.map((s) => applyMirrors(s.ref, merged).host);
   const credentials = await dockerConfigCredentials([...new Set(hosts)]);
+  const fromStdin = values["password-stdin"] ? await readStdin() : undefined;
   for (const [host, userPass] of pairs(values.credentials, "--credentials")) {
     const colon = userPass.indexOf(":");
-    if (colon <= 0) throw new UsageError(`--credentials takes <host>=<user>:<password>`);
-    credentials.set(host, { username: userPass.slice(0, colon), password: userPass.slice(colon + 1) });
+    if (colon === 0) throw new UsageError(`--credentials takes <host>=<user>[:<password>]`);
+    if (colon < 0 && fromStdin === undefined) throw new UsageError(`--credentials ${host}=<user> needs a password: add :<password> or --password-stdin`);
+    credentials.set(host, colon < 0 ? { username: userPass, password: fromStdin! } : { username: userPass.slice(0, colon), password: userPass.slice(colon + 1) });
   }
   const fallback: Credentials | undefined =
     env.REGISTRY_USERNAME && env.REGISTRY_PASSWORD ? { username: env.REGISTRY_USERNAME, password: env.REGISTRY_PASSWORD } : undefined;
@@ -337,3 +378,12 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** The password piped in (`... | plugin-uploader sync --credentials host=user --password-stdin`), without its final newline. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  if (text === "") throw new UsageError("--password-stdin: nothing on standard input");
+  return text;
+}

@@ -1,7 +1,6 @@
 import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { ROOT } from "./targets.ts";
 
 export interface Cli {
@@ -10,19 +9,15 @@ export interface Cli {
   stderr: string;
 }
 
-const run = promisify(execFile);
-
-/** The built plugin-uploader as users run it, with exactly `env` (plus PATH and a throwaway HOME). */
-export async function cli(args: string[], env: Record<string, string> = {}): Promise<Cli> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, "dist/uploader.js"), ...args], {
-      env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...env },
-      maxBuffer: 16 << 20,
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+/** The built plugin-uploader as users run it, with exactly `env` (plus PATH and a throwaway HOME), `input` on stdin. */
+export function cli(args: string[], env: Record<string, string> = {}, input = ""): Promise<Cli> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [path.join(ROOT, "dist/uploader.js"), ...args],
+      { env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), ...env }, maxBuffer: 16 << 20, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(input);
+  });
 }
