@@ -166,8 +166,12 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
 
       // The password on standard input, never on the command line; never printed either.
       await writeFile(path.join(dir, "config.json"), "{}");
-      const piped = await cli([...args, "--force", "--json", "--credentials", `${basic.host}=robot`, "--password-stdin"], { DOCKER_CONFIG: dir }, "pw-from-docker-config\n");
+      const piped = await cli([...args, "--force", "--json", "--verbose", "--credentials", `${basic.host}=robot`, "--password-stdin"], { DOCKER_CONFIG: dir }, "pw-from-docker-config\n");
       expect(piped.code, piped.stderr).toBe(0);
+      // --verbose: every exchange with method, URL, status and time, and no secret.
+      expect(piped.stderr).toMatch(new RegExp(`registry GET http://${basic.host}/v2/team/private/manifests/3\\.0\\.0 401 \\d+ ms`));
+      expect(piped.stderr).toMatch(new RegExp(`registry GET http://${basic.host}/v2/team/private/manifests/3\\.0\\.0 200 \\d+ ms`));
+      expect(piped.stderr).toMatch(/store write plugins\/private\/3\.0\.0\/plugin\.wasm: ok \d+ ms/);
       const wrong = await cli([...args, "--force", "--credentials", `${basic.host}=robot`, "--password-stdin"], { DOCKER_CONFIG: dir }, "not-the-password\n");
       expect(wrong.code).toBe(1);
       expect(`${wrong.stdout}${wrong.stderr}`).toContain("refused the credentials of robot");

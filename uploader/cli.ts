@@ -59,6 +59,7 @@ Options:
   --dry-run                                pull and verify, write nothing
   --create-bucket                          create the S3 bucket if it does not exist
   --json                                   print the report as JSON on stdout
+  --verbose                                every registry and store exchange on stderr (method, URL, status, time)
 
 Exit codes: 0 success, 1 some plugins failed (verify: problems found), 2 usage or configuration error.`;
 
@@ -81,6 +82,7 @@ const OPTIONS = {
   "dry-run": { type: "boolean" },
   "create-bucket": { type: "boolean" },
   json: { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
   wait: { type: "string" },
   "s3-endpoint": { type: "string" },
   "s3-region": { type: "string" },
@@ -93,7 +95,7 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
 type Option = keyof typeof OPTIONS;
 
-const STORE_OPTIONS: Option[] = ["to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
+const STORE_OPTIONS: Option[] = ["verbose", "to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
 const REGISTRY_OPTIONS: Option[] = ["config", "mirror", "plain-http", "credentials", "password-stdin", "registry-timeout"];
 const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "prune", "dry-run", "create-bucket", "json"];
 /** What each command takes; anything else is refused by name instead of being silently ignored. */
@@ -101,7 +103,7 @@ const COMMANDS: Record<string, { readonly usage: string; readonly options: reado
   sync: { usage: "sync [--config <file>] [--to <store>]", options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS] },
   "import-dir": { usage: "import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "plugin-name", "plugin-version"] },
   import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS] },
-  export: { usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz>", options: [...REGISTRY_OPTIONS, "dir", "out", "concurrency", "json"] },
+  export: { usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz>", options: [...REGISTRY_OPTIONS, "dir", "out", "concurrency", "json", "verbose"] },
   "create-bucket": { usage: "create-bucket [--to s3://<bucket>] [--wait <seconds>]", options: [...STORE_OPTIONS, "wait"] },
   verify: { usage: "verify [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   list: { usage: "list [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
@@ -272,7 +274,7 @@ const S3_FLAGS = {
  */
 async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
   const store = await openTarget(values, env);
-  return new PolicyStore(store, { timeoutMs: 10 * 60_000, stallMs: 120_000, retries: 4, backoffMs: 250, failureThreshold: 50 });
+  return new PolicyStore(store, { timeoutMs: 10 * 60_000, stallMs: 120_000, retries: 4, backoffMs: 250, failureThreshold: 50, ...verbose(values) });
 }
 
 async function openTarget(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
@@ -328,6 +330,7 @@ async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: Syn
   return {
     mirrors,
     timeoutMs: timeout * 1000,
+    ...verbose(values),
     plainHttp: new Set(values["plain-http"] ?? []),
     credentials,
     ...(fallback ? { defaultCredentials: fallback, defaultCredentialHosts: new Set(scope) } : {}),
@@ -386,4 +389,8 @@ async function readStdin(): Promise<string> {
   const text = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
   if (text === "") throw new UsageError("--password-stdin: nothing on standard input");
   return text;
+}
+
+function verbose(values: Values): { log?: (line: string) => void } {
+  return values.verbose ? { log: (line) => process.stderr.write(`  ${line}\n`) } : {};
 }

@@ -21,6 +21,8 @@ export interface RegistryOptions {
   readonly backoffMs?: number;
   /** Limit of one registry request, body included (a registry that trickles bytes is cut off). */
   readonly timeoutMs?: number;
+  /** `--verbose`: every registry exchange. */
+  readonly log?: (line: string) => void;
 }
 
 export interface SyncOptions extends RegistryOptions, PipelineOptions {
@@ -44,6 +46,7 @@ export function registryJobs(plan: SyncPlan, options: RegistryOptions): Job[] {
       (!options.defaultCredentialHosts || options.defaultCredentialHosts.has(host) ? options.defaultCredentials : undefined),
     ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    ...(options.log ? { log: options.log } : {}),
   });
   return sources.map((s) => ({
     name: s.name,

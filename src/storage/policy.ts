@@ -31,6 +31,8 @@ export interface PolicyOptions {
   readonly backoffMs?: number;
   readonly failureThreshold?: number;
   readonly cooldownMs?: number;
+  /** Told every operation's outcome and time (the uploader's --verbose). */
+  readonly log?: (line: string) => void;
   /** For tests. */
   readonly now?: () => number;
   readonly random?: () => number;
@@ -49,6 +51,7 @@ export class PolicyStore implements WritableStore {
   readonly #cooldown: number;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #log: ((line: string) => void) | undefined;
   #state: BreakerState = { kind: "closed", failures: 0 };
 
   constructor(inner: Store, options: PolicyOptions = {}) {
@@ -62,6 +65,7 @@ export class PolicyStore implements WritableStore {
     this.#cooldown = options.cooldownMs ?? 5_000;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#log = options.log;
   }
 
   /** "closed" (healthy), "open" (failing fast) or "probing". */
@@ -111,11 +115,14 @@ export class PolicyStore implements WritableStore {
     for (let attempt = 0; ; attempt++) {
       this.#admit();
       const remaining = deadline - this.#now();
+      const started = this.#now();
       try {
         const result = await withDeadline(call, remaining, options.signal, () => new StoreUnavailableError(`store did not answer within ${options.timeoutMs ?? this.#timeout} ms (${what})`));
         this.#succeeded();
+        this.#log?.(`store ${what}: ${result === null ? "not found" : "ok"} ${this.#now() - started} ms`);
         return result;
       } catch (error) {
+        this.#log?.(`store ${what}: ${(error as Error).message.split("\n")[0]} ${this.#now() - started} ms`);
         if (options.signal?.aborted) {
           // Our caller gave up: that says nothing about the store; let the next call probe it if this one was.
           if (this.#state.kind === "probing") this.#state = { kind: "open", until: this.#now() };

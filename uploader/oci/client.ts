@@ -22,6 +22,8 @@ export interface RegistryClientOptions {
   readonly attempts?: number;
   readonly backoffMs?: number;
   readonly timeoutMs?: number;
+  /** Told every exchange (method, URL, status, time; never a header, so never a secret). */
+  readonly log?: (line: string) => void;
 }
 
 interface Token {
@@ -38,7 +40,8 @@ const MAX_REDIRECTS = 5;
  */
 export class RegistryClient {
   readonly #tokens = new Map<string, Token>();
-  readonly #options: Required<Omit<RegistryClientOptions, "credentials">> & Pick<RegistryClientOptions, "credentials">;
+  readonly #options: Required<Omit<RegistryClientOptions, "credentials" | "log">> & Pick<RegistryClientOptions, "credentials">;
+  readonly #log: (line: string) => void;
 
   constructor(options: RegistryClientOptions = {}) {
     this.#options = {
@@ -48,6 +51,7 @@ export class RegistryClient {
       timeoutMs: options.timeoutMs ?? 60_000,
       ...(options.credentials ? { credentials: options.credentials } : {}),
     };
+    this.#log = options.log ?? (() => {});
   }
 
   /** The manifest bytes exactly as served, checked against the requested digest or Docker-Content-Digest. */
@@ -161,11 +165,13 @@ export class RegistryClient {
     let current = url;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const sameOrigin = new URL(current).origin === origin;
+      const started = Date.now();
       const res = await fetch(current, {
         headers: { ...headers, ...(auth && sameOrigin ? { Authorization: auth } : {}) },
         redirect: "manual",
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
+      this.#log(`registry GET ${current} ${res.status} ${Date.now() - started} ms`);
       const location = res.headers.get("location");
       if (res.status < 300 || res.status >= 400 || !location) return { res, origin: new URL(current).origin };
       await res.body?.cancel();
@@ -191,10 +197,12 @@ export class RegistryClient {
     }
     if (challenge.service) realm.searchParams.set("service", challenge.service);
     realm.searchParams.set("scope", scope);
+    const started = Date.now();
     const res = await fetch(realm, {
       headers: creds ? { Authorization: basicAuth(creds) } : {},
       signal: AbortSignal.timeout(this.#options.timeoutMs),
     });
+    this.#log(`registry GET ${realm.origin}${realm.pathname} (token for ${scope}) ${res.status} ${Date.now() - started} ms`);
     if (!res.ok) {
       await res.body?.cancel();
       throw new RegistryError(
