@@ -28,7 +28,7 @@ const VALUE_SETS: Record<string, string[]> = {
     "--set-string", "uploader.pluginsProperties=key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n",
     "--set", "uploader.mirrors[0]=higress-registry.cn-hangzhou.cr.aliyuncs.com=harbor.local/higress",
     "--set", "uploader.registryCredentials.username=robot", "--set", "uploader.registryCredentials.password=pw",
-    "--set", "uploader.cronJob.enabled=true", "--set", "image.digest=sha256:" + "a".repeat(64),
+    "--set", "uploader.cronJob.enabled=true", "--set", "uploader.verifyCronJob.enabled=true", "--set", "image.digest=sha256:" + "a".repeat(64),
   ],
 };
 
@@ -129,7 +129,10 @@ describe.skipIf(!helm)("Helm chart", () => {
     expect(container.env.find((e: any) => e.name === "REGISTRY_PASSWORD").valueFrom.secretKeyRef.name).toBe("plugins-higress-plugin-server-registry");
     const config = find(objects, "ConfigMap", "-uploader") as any;
     expect(config.data["plugins.properties"]).toBe("key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n");
-    expect((find(objects, "CronJob") as any).spec.schedule).toBe("17 3 * * *");
+    expect((find(objects, "CronJob", "-sync") as any).spec.schedule).toBe("17 3 * * *");
+    const verify = find(objects, "CronJob", "-verify") as any;
+    expect(verify.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(["verify"]);
+    expect(verify.spec.jobTemplate.spec.template.spec.containers[0].env.map((e: any) => e.name)).toContain("STORE");
   });
 
   test("a YAML config reaches the Job as plugins.yaml", async () => {

@@ -111,8 +111,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The uploader pod spec, shared by the hook Job and the CronJob. */}}
+{{/* The uploader pod spec, shared by the hook Job and the CronJobs: (dict "root" $ "command" "sync"|"verify"). */}}
 {{- define "hps.uploaderPod" -}}
+{{- $command := .command }}
+{{- with .root }}
 restartPolicy: Never
 serviceAccountName: {{ include "hps.serviceAccountName" . }}
 securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
@@ -124,7 +126,11 @@ containers:
     image: {{ include "hps.image" . }}
     imagePullPolicy: {{ .Values.image.pullPolicy }}
     command: ["node", "/app/dist/uploader.js"]
+    {{- if eq $command "verify" }}
+    args: ["verify"]
+    {{- else }}
     args: {{- include "hps.uploaderArgs" . | nindent 6 }}
+    {{- end }}
     env:
       {{- include "hps.storeEnv" . | nindent 6 }}
       {{- $registrySecret := default (printf "%s-registry" (include "hps.fullname" .)) .Values.uploader.registryCredentials.existingSecret }}
@@ -144,4 +150,5 @@ volumes:
     configMap: {name: {{ include "hps.fullname" . }}-uploader}
   - name: tmp
     emptyDir: {}
+{{- end }}
 {{- end }}
