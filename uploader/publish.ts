@@ -77,8 +77,12 @@ export async function publishVersion(
   const key = (file: string) => fileKey(plugin.name, plugin.version, file);
   /** What this run wrote, with the ETag the store gave it: a rollback removes only objects still ours. */
   const written = new Map<string, string>();
+  // Another uploader may publish the same version at the same moment: its metadata differs from
+  // ours only in its timestamps, and names the same module; that is a success, not a damaged write.
+  const sameModule = (back: Uint8Array) => new TextDecoder().decode(back).includes(sha256);
   const put = async (file: string, data: Uint8Array) => {
-    written.set(key(file), await putVerified(store, key(file), data));
+    const metadataFile = file === METADATA_TEXT || file === METADATA_JSON;
+    written.set(key(file), await putVerified(store, key(file), data, metadataFile ? sameModule : undefined));
   };
   try {
     // A stale gzip variant must not outlive the module it was made from.
@@ -88,6 +92,12 @@ export async function publishVersion(
     for (const [file, data] of plugin.extras) await put(file, data);
     await put(METADATA_TEXT, text(renderMetadataText(metadata)));
     await put(METADATA_JSON, text(`${JSON.stringify(metadata, null, 2)}\n`));
+    // A concurrent publisher of the same module may have written its metadata.json after ours:
+    // metadata.txt follows whichever one stands, so the two never disagree once both are done.
+    const standing = await storedMetadata(store, plugin.name, plugin.version);
+    if (standing && standing.sha256 === sha256 && standing.lastModified !== metadata.lastModified) {
+      await putVerified(store, key(METADATA_TEXT), text(renderMetadataText(standing)), sameModule);
+    }
   } catch (error) {
     if (!existing) await rollBack(store, written);
     throw error;
@@ -118,11 +128,14 @@ export async function intact(store: WritableStore, m: PluginMetadata): Promise<b
   return (wasmMd5 === undefined || wasmMd5 === m.md5) && (gzMd5 === undefined || gzMd5 === m.gzipMd5);
 }
 
-/** Writes an object and reads it back: the size must match, and the bytes (or S3's MD5 ETag). Returns the ETag. */
-export async function putVerified(store: WritableStore, key: string, data: Uint8Array): Promise<string> {
+/**
+ * Writes an object and reads it back: the size must match, and the bytes (or S3's MD5 ETag), or,
+ * where `equivalent` says so, bytes a concurrent writer put there that mean the same. Returns the ETag.
+ */
+export async function putVerified(store: WritableStore, key: string, data: Uint8Array, equivalent?: (back: Uint8Array) => boolean): Promise<string> {
   const written = await store.put(key, data, { contentType: contentTypeFor(key) });
   const info = await store.head(key);
-  if (!info || info.size !== data.length) {
+  if (!info || (info.size !== data.length && !equivalent)) {
     throw new UploaderError(`${key} did not verify after upload: expected ${data.length} bytes, store has ${info?.size ?? "nothing"}`);
   }
   const md5 = /^"([0-9a-f]{32})"$/.exec(written.etag)?.[1];
@@ -132,7 +145,7 @@ export async function putVerified(store: WritableStore, key: string, data: Uint8
   }
   const object = await store.get(key);
   const back = object ? await readBytes(object) : new Uint8Array();
-  if (sha256Hex(back) !== sha256Hex(data)) throw new UploaderError(`${key} did not verify after upload: content differs`);
+  if (sha256Hex(back) !== sha256Hex(data) && !equivalent?.(back)) throw new UploaderError(`${key} did not verify after upload: content differs`);
   return info.etag;
 }
 
