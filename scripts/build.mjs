@@ -41,6 +41,17 @@ const worker = await build({
   platform: "neutral",
   mainFields: ["module", "main"],
   conditions: ["workerd", "worker", "browser"],
+  // bcryptjs imports Node's crypto only as a fallback for Web Crypto, which workerd has; its
+  // package.json asks browser bundles to leave it out, as this does.
+  plugins: [
+    {
+      name: "no-node-crypto",
+      setup(b) {
+        b.onResolve({ filter: /^crypto$/ }, () => ({ path: "crypto", namespace: "empty" }));
+        b.onLoad({ filter: /.*/, namespace: "empty" }, () => ({ contents: "export default null;" }));
+      },
+    },
+  ],
 });
 const inputs = Object.keys(worker.metafile.inputs);
 const forbidden = inputs.filter((file) => /@aws-sdk|@smithy|^node:|node_modules\/@hono\/node-server/.test(file));

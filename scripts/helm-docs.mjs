@@ -36,6 +36,11 @@ const refine = {
   "uploader.mirrors": { items: { type: "string", pattern: "^[^=]+=[^=]+$" } },
   "uploader.backoffLimit": { type: "integer", minimum: 0 },
   "uploader.activeDeadlineSeconds": { type: "integer", minimum: 60 },
+  "metrics.port": { type: "integer", minimum: 1, maximum: 65535, not: { const: 8080 } },
+  "auth.catalog": { enum: ["", "public", "auth", "off"] },
+  "auth.tokens.values": { items: { type: "string", minLength: 16, pattern: "^[A-Za-z0-9._~+/-]+=*$" } },
+  allowCidrs: { items: { type: "string" } },
+  trustedProxies: { items: { type: "string" } },
 };
 for (const [key, extra] of Object.entries(refine)) Object.assign(at(key), extra);
 generated.$schema = "http://json-schema.org/draft-07/schema#";

@@ -1,4 +1,6 @@
 import { Hono, type Context } from "hono";
+import { guard, privateCacheControl, unrestricted } from "./access/guard.ts";
+import type { AccessSettings } from "./access/settings.ts";
 import { parsePreconditions } from "./core/conditional.ts";
 import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError } from "./core/errors.ts";
 import { checkName } from "./core/names.ts";
@@ -6,6 +8,8 @@ import { PLUGINS } from "./core/layout.ts";
 import { webHasher, type HasherFactory } from "./core/metadata.ts";
 import { prefersJson } from "./core/negotiate.ts";
 import { parsePluginPath } from "./core/paths.ts";
+import { requestId } from "./core/request-id.ts";
+import { routeKind } from "./core/routes.ts";
 import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
 import { derivedMetadataCache, servePluginFile } from "./http/plugin-file.ts";
 import { toResponse, type Sender } from "./http/reply.ts";
@@ -26,34 +30,56 @@ export interface AppOptions {
   readonly ready?: () => Promise<void>;
   /** Where errors of the server (5xx) go, with their details; defaults to console.error. */
   readonly logError?: (error: unknown) => void;
+  /** Who may download and browse; undefined: everyone. */
+  readonly access?: AccessSettings;
+  /** The client's address (X-Forwarded-For resolved from trusted proxies), for ALLOW_CIDRS. */
+  readonly clientAddress?: (c: Context) => string | undefined;
+  /** The Prometheus exposition, served at /metrics when given. */
+  readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
+  /** The request's id; defaults to a new UUID per request. An entry may take a trusted proxy's. */
+  readonly requestId?: (c: Context) => string;
 }
+
+export type AppEnv = { Variables: { requestId: string } };
 
 export const DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable";
 export const DEFAULT_ALIAS_CACHE_CONTROL = "public, max-age=300";
 const ALLOWED_METHODS = ["GET", "HEAD"] as const;
 
 /** The whole HTTP surface, free of any runtime: the Node and Worker entries only adapt it. */
-export function createApp(options: AppOptions): Hono {
-  const { store } = options;
+export function createApp(options: AppOptions): Hono<AppEnv> {
+  const { store, access } = options;
+  const restricted = !unrestricted(access);
+  const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
+  const aliasCacheControl = options.aliasCacheControl ?? DEFAULT_ALIAS_CACHE_CONTROL;
   const files = {
     store,
-    cacheControl: options.cacheControl ?? DEFAULT_CACHE_CONTROL,
-    aliasCacheControl: options.aliasCacheControl ?? DEFAULT_ALIAS_CACHE_CONTROL,
+    cacheControl: access?.auth ? privateCacheControl(cacheControl) : cacheControl,
+    aliasCacheControl: access?.auth ? privateCacheControl(aliasCacheControl) : aliasCacheControl,
     hasher: options.hasher ?? webHasher,
     derived: derivedMetadataCache(),
   };
   const send = options.send ?? toResponse;
   const ready = options.ready ?? (async () => void (await store.list(PLUGINS)));
   const logError = options.logError ?? ((error: unknown) => console.error(error));
-  const app = new Hono();
+  const newId = options.requestId ?? (() => requestId(undefined));
+  const app = new Hono<AppEnv>();
 
   app.use(async (c, next) => {
+    const id = newId(c);
+    c.set("requestId", id);
     const method = c.req.method;
     if (method !== "GET" && method !== "HEAD") throw new MethodNotAllowedError(method, ALLOWED_METHODS);
-    // For what the handlers build with `c`; plugin file replies carry it themselves (touching
+    const pathname = restricted ? new URL(c.req.url).pathname : "";
+    if (restricted) await guard(access, { pathname, authorization: c.req.header("authorization"), client: options.clientAddress?.(c) });
+    // For what the handlers build with `c`; plugin file replies carry them themselves (touching
     // c.res afterwards would turn every response's headers into a Headers object).
     c.header("X-Content-Type-Options", "nosniff");
+    c.header("X-Request-Id", id);
     await next();
+    // Listings behind credentials: private too (plugin files have it from `files`).
+    const listed = access?.catalog === "auth" && access.auth && ["catalog", "api"].includes(routeKind(pathname));
+    if (listed && c.res.headers.has("Cache-Control")) c.res.headers.set("Cache-Control", privateCacheControl(c.res.headers.get("Cache-Control")!));
   });
 
   // The catalog; also what Higress's docker-compose health check (`curl -sf /`) reads.
@@ -74,6 +100,15 @@ export function createApp(options: AppOptions): Hono {
     return c.text("ready\n");
   });
 
+  const metrics = options.metrics;
+  if (metrics) {
+    app.get("/metrics", async (c) => {
+      const { contentType, body } = await metrics();
+      c.header("Cache-Control", "no-store");
+      return c.body(body, 200, { "Content-Type": contentType });
+    });
+  }
+
   const plugins = async (c: Context) => {
     const path = parsePluginPath(new URL(c.req.url).pathname);
     switch (path.kind) {
@@ -87,7 +122,8 @@ export function createApp(options: AppOptions): Hono {
         const method = c.req.method === "HEAD" ? "HEAD" : "GET";
         const headers = c.req.raw.headers;
         const req = objectRequest(method, (name) => headers.get(name) ?? undefined, parsePreconditions(headers));
-        return send(await servePluginFile(files, req, path.name, path.version, path.file), c.env);
+        const reply = await servePluginFile(files, req, path.name, path.version, path.file);
+        return send({ ...reply, headers: { ...reply.headers, "X-Request-Id": c.get("requestId") } }, c.env);
       }
     }
   };
@@ -104,14 +140,17 @@ export function createApp(options: AppOptions): Hono {
     const status = known?.status ?? 500;
     const message = known?.publicMessage ?? "internal error";
     const json = prefersJson(c.req.header("accept"));
+    // Set by the first middleware, unless it failed before (a request id of our own then).
+    const id = c.get("requestId") ?? requestId(undefined);
     // A plain Response with plain headers: scanners make errors the commonest answer, and the Node
     // adapter writes such a response in one call.
-    return new Response(json ? JSON.stringify({ error: { status, message, ...known?.details } }) : `${message}\n`, {
+    return new Response(json ? JSON.stringify({ error: { status, message, requestId: id, ...known?.details } }) : `${message}\nrequest id: ${id}\n`, {
       status,
       headers: {
         "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
+        "X-Request-Id": id,
         ...known?.headers,
       },
     });

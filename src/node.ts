@@ -1,21 +1,25 @@
 import { createHash } from "node:crypto";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { getRequestListener } from "@hono/node-server";
+import { clientAddress } from "./access/addresses.ts";
 import { createApp } from "./app.ts";
 import { StoreUnavailableError } from "./core/errors.ts";
 import { PLUGINS } from "./core/layout.ts";
 import type { HasherFactory } from "./core/metadata.ts";
-import { accessLog } from "./node/access-log.ts";
+import { requestId } from "./core/request-id.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
+import { accessLog, track, traces, type RequestTrace } from "./node/exchange.ts";
+import { serverMetrics } from "./node/metrics.ts";
 import { nodeSender } from "./node/send.ts";
-import { CachedStore } from "./storage/cached.ts";
+import { CachedStore, type CacheOutcome } from "./storage/cached.ts";
 import { DiskCache } from "./storage/disk-cache.ts";
 import { LocationError } from "./storage/location.ts";
+import { ObservedStore } from "./storage/observed.ts";
 import { openStore } from "./storage/open.ts";
 import { PolicyStore } from "./storage/policy.ts";
 import type { Store } from "./storage/store.ts";
@@ -90,19 +94,6 @@ async function main(): Promise<void> {
     return;
   }
 
-  // Layers, innermost first: the backend; deadlines, retries and the breaker; disk copies of
-  // large objects (remote stores only: a file store is a disk already); the memory cache.
-  const policy = new PolicyStore(backend, config.storePolicy);
-  let store: Store = policy;
-  const diskDir = config.diskCache?.dir ?? (location.kind === "s3" ? path.join(tmpdir(), "higress-plugin-server-cache") : undefined);
-  if (location.kind === "s3" && diskDir && config.cache.ttlSeconds > 0) {
-    store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000 });
-  }
-  if (config.cache.ttlSeconds > 0) {
-    const onDrop = collectEarly();
-    store = new CachedStore(store, { ttlMs: config.cache.ttlSeconds * 1000, maxBytes: config.cache.maxBytes, ...(onDrop ? { onDrop } : {}) });
-  }
-
   let draining = false;
   let readyUntil = 0;
   const ready = async () => {
@@ -112,6 +103,42 @@ async function main(): Promise<void> {
     await policy.list(PLUGINS, { timeoutMs: 1_500, retries: 0 });
     readyUntil = Date.now() + 1_000; // a flood of probes costs the store one listing a second at most
   };
+  let memory: CachedStore | undefined;
+  const metrics = config.metrics.enabled
+    ? serverMetrics({ version: VERSION, ready, cacheBytes: () => memory?.size ?? 0, cacheObjects: () => memory?.entries.objects ?? 0 })
+    : undefined;
+
+  // Layers, innermost first: the backend, observed; deadlines, retries and the breaker; disk
+  // copies of large objects (remote stores only: a file store is a disk already); the memory cache.
+  const observed = new ObservedStore(backend, (operation, outcome, seconds) => {
+    metrics?.store(operation, outcome, seconds);
+    const trace = traces.getStore();
+    if (trace) {
+      trace.storeSeconds += seconds;
+      trace.storeCalls++;
+    }
+  });
+  const policy = new PolicyStore(observed, config.storePolicy);
+  const lookup = (outcome: CacheOutcome) => {
+    metrics?.cache(outcome);
+    const trace = traces.getStore();
+    if (trace) trace.cache = outcome;
+  };
+  let store: Store = policy;
+  const diskDir = config.diskCache?.dir ?? (location.kind === "s3" ? path.join(tmpdir(), "higress-plugin-server-cache") : undefined);
+  if (location.kind === "s3" && diskDir && config.cache.ttlSeconds > 0) {
+    store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000, onLookup: lookup });
+  }
+  if (config.cache.ttlSeconds > 0) {
+    const onDrop = collectEarly();
+    store = memory = new CachedStore(store, {
+      ttlMs: config.cache.ttlSeconds * 1000,
+      maxBytes: config.cache.maxBytes,
+      onLookup: lookup,
+      ...(metrics ? { onEvict: metrics.evicted } : {}),
+      ...(onDrop ? { onDrop } : {}),
+    });
+  }
 
   const sender = nodeSender({ streamBudget: config.streamBudget });
   const app = createApp({
@@ -121,9 +148,36 @@ async function main(): Promise<void> {
     hasher: nodeHasher,
     send: sender,
     ready,
+    access: config.access,
+    clientAddress: () => traces.getStore()?.client,
+    requestId: () => traces.getStore()?.id ?? requestId(undefined),
+    ...(metrics && config.metrics.port === undefined ? { metrics: metrics.render } : {}),
   });
-  const server = createServer(getRequestListener(app.fetch));
-  server.on("request", accessLog(config.logFormat));
+  const listener = getRequestListener(app.fetch);
+  const log = accessLog(config.logFormat);
+  const trusted = config.access.trustedProxies;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const peer = req.socket.remoteAddress;
+    const fromProxy = trusted?.contains(peer) ?? false;
+    const header = (name: string) => {
+      const value = req.headers[name];
+      return Array.isArray(value) ? value.join(",") : value;
+    };
+    const trace: RequestTrace = {
+      id: requestId(fromProxy ? header("x-request-id") : undefined),
+      client: clientAddress(peer, header("x-forwarded-for"), trusted),
+      storeSeconds: 0,
+      storeCalls: 0,
+      cache: undefined,
+    };
+    metrics?.started();
+    track(req, res, trace, (exchange) => {
+      log(exchange);
+      metrics?.finished(exchange);
+    });
+    return traces.run(trace, () => listener(req, res));
+  };
+  const server = createServer(handle);
   server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts, so they close first
 
   server.listen(config.port, config.host, () => {
@@ -133,6 +187,29 @@ async function main(): Promise<void> {
   });
   server.on("error", (error) => {
     console.error(`cannot listen on ${config.host}:${config.port}: ${error.message}`);
+    process.exitCode = 1;
+  });
+
+  // Metrics on a port of their own: open (no credentials), for a Service that stays inside the cluster.
+  const metricsServer =
+    metrics && config.metrics.port !== undefined
+      ? createServer((req, res) => {
+          if (req.url?.split("?", 1)[0] !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+            res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("only /metrics is served on this port\n");
+            return;
+          }
+          void metrics.render().then(
+            ({ contentType, body }) => res.writeHead(200, { "Content-Type": contentType, "Cache-Control": "no-store" }).end(req.method === "HEAD" ? undefined : body),
+            () => res.writeHead(500).end(),
+          );
+        })
+      : undefined;
+  metricsServer?.listen(config.metrics.port, config.host, () => {
+    const address = metricsServer.address();
+    console.log(`metrics on http://${config.host}:${typeof address === "object" && address ? address.port : config.metrics.port}/metrics`);
+  });
+  metricsServer?.on("error", (error) => {
+    console.error(`cannot listen on ${config.host}:${config.metrics.port} for metrics: ${error.message}`);
     process.exitCode = 1;
   });
 
@@ -159,6 +236,7 @@ async function main(): Promise<void> {
       // close() only drops connections idle at this moment; a keep-alive connection whose
       // download finishes later would hold shutdown open until its idle timeout.
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      metricsServer?.close();
       server.close(() => {
         clearTimeout(force);
         clearInterval(sweep);

@@ -15,7 +15,7 @@ const run = promisify(execFile);
 const helm = inject("helm");
 const CHART = path.join(ROOT, "helm/higress-plugin-server");
 
-type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; [key: string]: unknown };
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [key: string]: unknown };
 
 const VALUE_SETS: Record<string, string[]> = {
   defaults: [],
@@ -30,6 +30,15 @@ const VALUE_SETS: Record<string, string[]> = {
     "--set", "uploader.registryCredentials.username=robot", "--set", "uploader.registryCredentials.password=pw",
     "--set", "uploader.cronJob.enabled=true", "--set", "uploader.verifyCronJob.enabled=true", "--set", "image.digest=sha256:" + "a".repeat(64),
   ],
+  "auth, allow-list, ServiceMonitor, dashboard": [
+    "--set-string", `auth.basic.htpasswd=gateway:$2y$05$${"a".repeat(53)}`, "--set", "auth.tokens.values[0]=tok_0123456789abcdef0123",
+    "--set", "auth.catalog=public", "--set", "allowCidrs[0]=10.0.0.0/8", "--set", "trustedProxies[0]=10.42.0.0/16",
+    "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
+    "--set", "metrics.dashboard.enabled=true", "--set", "metrics.podAnnotations=true",
+  ],
+  "existing auth Secrets, metrics off": [
+    "--set", "auth.basic.existingSecret=gw-htpasswd", "--set", "auth.tokens.existingSecret=ci-tokens", "--set", "metrics.enabled=false",
+  ],
 };
 
 async function render(args: string[]): Promise<K8sObject[]> {
@@ -40,7 +49,9 @@ async function render(args: string[]): Promise<K8sObject[]> {
 }
 
 async function validate(object: K8sObject): Promise<void> {
-  const module = (await import(`kubernetes-models/${object.apiVersion}/${object.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
+  // Prometheus Operator objects have their own models.
+  const base = object.apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
+  const module = (await import(`${base}/${object.apiVersion}/${object.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
   new module[object.kind]!(object).validate();
 }
 
@@ -59,7 +70,10 @@ describe.skipIf(!helm)("Helm chart", () => {
     const objects = await render([]);
     const service = find(objects, "Service", "higress-plugin-server") as { metadata: { name: string }; spec: { ports: { port: number; targetPort: string }[] } } & K8sObject;
     expect(service.metadata.name).toBe("higress-plugin-server");
-    expect(service.spec.ports).toEqual([{ name: "http", port: 80, targetPort: "http", protocol: "TCP" }]);
+    expect(service.spec.ports).toEqual([
+      { name: "http", port: 80, targetPort: "http", protocol: "TCP" },
+      { name: "metrics", port: 9090, targetPort: "metrics", protocol: "TCP" },
+    ]);
 
     const deployment = find(objects, "Deployment") as K8sObject & { spec: any };
     const pod = deployment.spec.template.spec;
@@ -141,8 +155,61 @@ describe.skipIf(!helm)("Helm chart", () => {
     expect((find(objects, "ConfigMap", "-uploader") as any).data["plugins.yaml"]).toContain("2.0.0: oci://h.example/plugins/key-auth:2.0.0");
   });
 
+  test("auth, metrics and allow-list values reach the server, its Service, the helm test and the monitors", async () => {
+    const objects = await render(VALUE_SETS["auth, allow-list, ServiceMonitor, dashboard"]!);
+    const secret = find(objects, "Secret", "-auth") as K8sObject & { stringData: Record<string, string> };
+    expect(secret.stringData.tokens).toBe("tok_0123456789abcdef0123\n");
+    expect(secret.stringData.htpasswd).toMatch(/^gateway:\$2y\$05\$a{53}\n$/);
+    const deployment = find(objects, "Deployment") as K8sObject & { spec: any };
+    const pod = deployment.spec.template.spec;
+    const server = pod.containers[0];
+    const env = Object.fromEntries(server.env.map((e: any) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      AUTH_BASIC_FILE: "/etc/plugin-server/auth/htpasswd",
+      AUTH_TOKENS_FILE: "/etc/plugin-server/auth/tokens",
+      CATALOG: "public",
+      ALLOW_CIDRS: "10.0.0.0/8",
+      TRUSTED_PROXIES: "10.42.0.0/16",
+      METRICS: "true",
+      METRICS_PORT: "9090",
+    });
+    expect(server.ports).toContainEqual({ name: "metrics", containerPort: 9090, protocol: "TCP" });
+    expect(pod.volumes.find((v: any) => v.name === "auth").projected.sources).toHaveLength(2);
+    expect(deployment.spec.template.metadata.annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "9090" });
+    expect(deployment.spec.template.metadata.annotations["checksum/auth"]).toMatch(/^[0-9a-f]{64}$/);
+
+    const service = find(objects, "Service", "higress-plugin-server") as K8sObject & { spec: any };
+    expect(service.spec.ports).toContainEqual({ name: "metrics", port: 9090, targetPort: "metrics", protocol: "TCP" });
+    const monitor = find(objects, "ServiceMonitor") as K8sObject & { spec: any; metadata: any };
+    expect(monitor.metadata.labels.release).toBe("kube-prometheus-stack");
+    expect(monitor.spec.endpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "30s", scrapeTimeout: "10s" }]);
+    // Only the server's Service matches: MinIO's carries the same name and instance labels.
+    expect(monitor.spec.selector.matchLabels["app.kubernetes.io/component"]).toBe("server");
+    expect(service.metadata.labels?.["app.kubernetes.io/component"]).toBe("server");
+
+    const test = objects.find((o) => o.kind === "Pod") as K8sObject & { spec: any };
+    expect(test.spec.volumes[0].secret.secretName).toBe("plugins-higress-plugin-server-auth");
+    expect(test.spec.containers[0].env).toEqual([{ name: "BASIC_ONLY", value: "false" }]);
+  });
+
+  test("the Grafana dashboard is valid JSON and asks only for metrics the server exports", async () => {
+    const objects = await render(VALUE_SETS["auth, allow-list, ServiceMonitor, dashboard"]!);
+    const configMap = find(objects, "ConfigMap", "-dashboard") as K8sObject & { data: Record<string, string>; metadata: any };
+    expect(configMap.metadata.labels.grafana_dashboard).toBe("1");
+    const dashboard = JSON.parse(configMap.data["higress-plugin-server.json"]!);
+    const exprs: string[] = dashboard.panels.flatMap((p: any) => p.targets.map((t: any) => t.expr));
+    expect(exprs.length).toBeGreaterThanOrEqual(10);
+    const used = new Set(exprs.flatMap((e) => e.match(/\b(plugin_server_[a-z_]+|process_[a-z_]+)/g) ?? []));
+    const exported = (await import("node:fs")).readFileSync(path.join(ROOT, "src/node/metrics.ts"), "utf8");
+    for (const name of used) {
+      const family = name.replace(/_(bucket|sum|count)$/, "");
+      const known = family.startsWith("process_") || exported.includes(`\${PREFIX}${family.slice("plugin_server_".length)}`);
+      expect(known, name).toBe(true);
+    }
+  });
+
   test("bad values are refused by the schema", async () => {
-    for (const args of [["--set", "podAntiAffinity=maybe"], ["--set", "service.port=0"], ["--set", "storage.bucket=Bad_Bucket"], ["--set", "uploader.concurrency=100"]]) {
+    for (const args of [["--set", "podAntiAffinity=maybe"], ["--set", "service.port=0"], ["--set", "storage.bucket=Bad_Bucket"], ["--set", "uploader.concurrency=100"], ["--set", "auth.catalog=private"], ["--set", "auth.tokens.values[0]=short"], ["--set", "metrics.port=8080"]]) {
       await expect(render(args), args.join(" ")).rejects.toThrow(/values don't meet the specifications/);
     }
   });
@@ -154,6 +221,8 @@ describe.skipIf(!helm)("Helm chart", () => {
     );
     const other = await run(helm!, ["install", "p", CHART, "--namespace", "gw", "--dry-run=client", "--set", "service.port=8080"]);
     expect(other.stdout).toContain("=http://higress-plugin-server.gw.svc:8080/plugins/${name}/${version}/plugin.wasm");
+    const basic = await run(helm!, ["install", "p", CHART, "--namespace", "higress-system", "--dry-run=client", "--set", "auth.basic.existingSecret=gw"]);
+    expect(basic.stdout).toContain("=http://gateway:PASSWORD@higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm");
   });
 
   test("the README parameter tables and values.schema.json match values.yaml", async () => {

@@ -86,7 +86,7 @@ describe("logs and shutdown", () => {
     await sleep(100);
     const log = server.output();
     expect(log).toMatch(
-      new RegExp(`"GET /plugins/big/2\\.0\\.0/plugin\\.wasm" 200 ${BIG.byteLength} [\\d.]+ms "Go-http-client/1\\.1"`),
+      new RegExp(`"GET /plugins/big/2\\.0\\.0/plugin\\.wasm" 200 ${BIG.byteLength} [\\d.]+ms store=[\\d.]+ms cache=miss id=[0-9a-f-]{36} "Go-http-client/1\\.1"`),
     );
     expect(log).toMatch(/"GET \/plugins\/big\/9\.9\.9\/plugin\.wasm" 404 \d+ [\d.]+ms/);
   });
@@ -136,7 +136,7 @@ describe.skipIf(!s3)("S3 connections and failures", () => {
     expect(res.status).toBe(503);
     expect(res.headers["retry-after"]).toBe("1");
     // The details go to the log, not to anonymous clients (no bucket, prefix or endpoint in the body).
-    expect(res.body.toString()).toBe("the plugin store is unavailable right now; try again shortly\n");
+    expect(res.body.toString()).toMatch(/^the plugin store is unavailable right now; try again shortly\nrequest id: [0-9a-f-]{36}\n$/);
     expect(server.output()).toMatch(/S3 store .* could not read .*(SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId)/);
     expect(server.output()).not.toContain("wrong-secret-value");
     expect((await request(`${server.url}/readyz`)).status).toBe(503);

@@ -4,7 +4,7 @@
  */
 export class HttpError extends Error {
   constructor(
-    readonly status: 400 | 404 | 405 | 414 | 500 | 502 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 414 | 500 | 502 | 503,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
     /** Extra machine-readable facts rendered into JSON error bodies. */
@@ -23,6 +23,19 @@ export class HttpError extends Error {
 export class BadRequestError extends HttpError {
   constructor(message: string) {
     super(400, message);
+  }
+}
+
+/** RFC 9110 §15.5.2: a 401 carries the challenges the client may answer. */
+export class UnauthorizedError extends HttpError {
+  constructor(message: string, challenge: string) {
+    super(401, message, { "WWW-Authenticate": challenge });
+  }
+}
+
+export class ForbiddenError extends HttpError {
+  constructor(message: string) {
+    super(403, message);
   }
 }
 

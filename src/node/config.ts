@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { accessSettings, type AccessSettings, type Source } from "../access/settings.ts";
 import { parseStoreLocation, LocationError, type StoreLocation } from "../storage/location.ts";
 import { DEFAULT_ALIAS_CACHE_CONTROL, DEFAULT_CACHE_CONTROL } from "../app.ts";
 
@@ -21,6 +23,9 @@ export interface ServerConfig {
   /** Bytes all streaming downloads may hold in memory at once. */
   readonly streamBudget: number;
   readonly storePolicy: { readonly timeoutMs: number; readonly stallMs: number; readonly retries: number };
+  /** Prometheus metrics: off, on the main port (port undefined), or on a port of their own. */
+  readonly metrics: { readonly enabled: boolean; readonly port: number | undefined };
+  readonly access: AccessSettings;
 }
 
 export interface S3Settings {
@@ -114,11 +119,35 @@ export class EnvReader {
     };
   }
 
+  /** A setting given inline (`NAME`) or as a file (`NAME_FILE`, a mounted Secret), not both. */
+  source(name: string): Source | undefined {
+    const inline = this.get(name);
+    const file = this.get(`${name}_FILE`);
+    if (inline !== undefined && file !== undefined) {
+      this.problems.push(`set ${name} or ${name}_FILE, not both`);
+      return undefined;
+    }
+    if (inline !== undefined) return { text: inline, from: name };
+    if (file === undefined) return undefined;
+    try {
+      return { text: readFileSync(file, "utf8"), from: `${name}_FILE=${file}` };
+    } catch (error) {
+      this.problems.push(`${name}_FILE=${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      return undefined;
+    }
+  }
+
   /** Throws every collected problem at once. */
   check(): void {
     if (this.problems.length > 0) throw new ConfigError(this.problems);
   }
 }
+
+const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
+const envSource = (read: EnvReader, name: string): Source | undefined => {
+  const text = read.get(name);
+  return text === undefined ? undefined : { text, from: `${name}=${text}` };
+};
 
 export function loadConfig(env: Env): ServerConfig {
   const read = new EnvReader(env);
@@ -157,6 +186,20 @@ export function loadConfig(env: Env): ServerConfig {
       stallMs: read.integer("STORE_STALL_TIMEOUT_MS", Math.max(timeoutMs, 10_000), 100, 600_000),
       retries: read.integer("STORE_RETRIES", 2, 0, 10),
     },
+    metrics: {
+      enabled: read.boolean("METRICS", true),
+      port: read.get("METRICS_PORT") === undefined ? undefined : read.integer("METRICS_PORT", 9090, 0, 65535),
+    },
+    access: accessSettings(
+      {
+        ...optional("basic", read.source("AUTH_BASIC")),
+        ...optional("tokens", read.source("AUTH_TOKENS")),
+        ...optional("catalog", envSource(read, "CATALOG")),
+        ...optional("allow", envSource(read, "ALLOW_CIDRS")),
+        ...optional("trustedProxies", envSource(read, "TRUSTED_PROXIES")),
+      },
+      read.problems,
+    ),
   };
   read.check();
   return config;

@@ -30,9 +30,19 @@ export interface CacheOptions {
   readonly maxEntries?: number;
   /** Told the size of every buffer the cache lets go (nothing sends it any more): the runtime may collect it early. */
   readonly onDrop?: (bytes: number) => void;
+  /** Told how each read was answered, in the caller's async context (metrics, the access log). */
+  readonly onLookup?: (outcome: CacheOutcome) => void;
+  /** Told each time an object is pushed out to make room. */
+  readonly onEvict?: () => void;
   /** For tests. */
   readonly now?: () => number;
 }
+
+/**
+ * hit: from memory (or a remembered miss); miss: this read loaded it; shared: it waited for
+ * another request's load; bypass: too large for memory, read from the layer below.
+ */
+export type CacheOutcome = "hit" | "miss" | "shared" | "bypass" | "disk";
 
 interface Held {
   readonly info: ObjectInfo;
@@ -67,6 +77,8 @@ export class CachedStore implements Store {
   readonly #missTtl: number;
   readonly #now: () => number;
   readonly #onDrop: (bytes: number) => void;
+  readonly #onLookup: (outcome: CacheOutcome) => void;
+  readonly #onEvict: () => void;
   /** Bytes of buffers evicted from the LRU that responses still hold. */
   #pinnedEvicted = 0;
   /** Bytes of loads under way: room is taken when a load starts, or concurrent loads of a burst would all fit at once. */
@@ -80,11 +92,14 @@ export class CachedStore implements Store {
     this.#missTtl = options.missTtlMs ?? 2_000;
     this.#now = options.now ?? Date.now;
     this.#onDrop = options.onDrop ?? (() => {});
+    this.#onLookup = options.onLookup ?? (() => {});
+    this.#onEvict = options.onEvict ?? (() => {});
     const maxEntries = options.maxEntries ?? 10_000;
     this.#objects = new LRUCache<string, Held>({
       maxSize: this.#maxBytes,
       sizeCalculation: (held) => Math.max(1, held.bytes.length),
-      dispose: (held) => {
+      dispose: (held, _key, reason) => {
+        if (reason === "evict") this.#onEvict();
         if (held.pins > 0) {
           held.evicted = true;
           this.#pinnedEvicted += held.bytes.length;
@@ -117,10 +132,21 @@ export class CachedStore implements Store {
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
     const held = await this.#held(key);
-    if (held) return this.#serve(held, options);
+    if (held) {
+      this.#onLookup("hit");
+      return this.#serve(held, options);
+    }
     const fact = this.#facts.get(key);
-    if (fact && !fact.info) return null;
-    if (fact?.info && fact.info.size > this.#maxObjectBytes) return this.#inner.get(key, options);
+    if (fact && !fact.info) {
+      this.#onLookup("hit");
+      return null;
+    }
+    if (fact?.info && fact.info.size > this.#maxObjectBytes) {
+      this.#onLookup("bypass");
+      return this.#inner.get(key, options);
+    }
+    const joined = this.#loading.has(key);
+    this.#onLookup(joined ? "shared" : "miss");
     const loaded = await this.#load(key);
     switch (loaded.kind) {
       case "missing":
@@ -282,7 +308,10 @@ export class CachedStore implements Store {
     if (size + this.#pinnedEvicted > this.#maxBytes) return false;
     for (const key of this.#objects.rkeys()) {
       if (this.size + size <= this.#maxBytes) break;
-      if (this.#objects.peek(key)?.pins === 0) this.#objects.delete(key);
+      if (this.#objects.peek(key)?.pins === 0) {
+        this.#objects.delete(key);
+        this.#onEvict();
+      }
     }
     return this.size + size <= this.#maxBytes;
   }

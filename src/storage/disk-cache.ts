@@ -23,6 +23,8 @@ export interface DiskCacheOptions {
   /** Smaller objects pass through (the memory cache keeps those). */
   readonly minObjectBytes?: number;
   readonly ttlMs?: number;
+  /** Told when a read is answered from a disk copy ("disk") or has to go to the store ("miss"). */
+  readonly onLookup?: (outcome: "disk" | "miss") => void;
   readonly now?: () => number;
 }
 
@@ -42,6 +44,7 @@ export class DiskCache implements Store {
   readonly #minObjectBytes: number;
   readonly #ttl: number;
   readonly #now: () => number;
+  readonly #onLookup: (outcome: "disk" | "miss") => void;
   #ready: Promise<boolean> | undefined;
   /** Downloads from the store, for tests and the benchmark. */
   fills = 0;
@@ -53,6 +56,7 @@ export class DiskCache implements Store {
     this.#minObjectBytes = options.minObjectBytes ?? 1024 * 1024;
     this.#ttl = options.ttlMs ?? 30_000;
     this.#now = options.now ?? Date.now;
+    this.#onLookup = options.onLookup ?? (() => {});
     this.#copies = new LRUCache<string, Copy>({
       maxSize: options.maxBytes,
       sizeCalculation: (copy) => Math.max(1, copy.info.size),
@@ -80,6 +84,7 @@ export class DiskCache implements Store {
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
     let copy: Copy | StoredObject | null | undefined = await this.#fresh(key);
+    this.#onLookup(copy ? "disk" : "miss");
     if (!copy) {
       let pending = this.#filling.get(key);
       if (!pending) {

@@ -1,4 +1,6 @@
+import { privateCacheControl } from "../access/guard.ts";
 import { acceptsGzip } from "../core/negotiate.ts";
+import { requestId } from "../core/request-id.ts";
 
 /**
  * The Cloudflare Cache API in front of the app: complete 200 answers to plain GETs are kept in
@@ -28,12 +30,22 @@ export function respond(body: ReadableStream<Uint8Array> | null, status: number,
   return new Response(body, init as ResponseInit);
 }
 
+export interface EdgeCacheOptions {
+  /**
+   * Credentials were checked before the cache: an Authorization header does not stand in the way,
+   * and the app's private responses are kept (this cache answers checked requests only; the copy
+   * is stored as public, since Cloudflare's cache skips private ones, and leaves private again).
+   */
+  readonly checked?: boolean;
+}
+
 /** Only plain GETs: ranges and conditionals are answered by the app from R2's metadata. */
-function cacheable(request: Request): boolean {
+function cacheable(request: Request, checked: boolean): boolean {
   if (request.method !== "GET") return false;
-  for (const h of ["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "authorization"]) {
+  for (const h of ["range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"]) {
     if (request.headers.has(h)) return false;
   }
+  if (!checked && request.headers.has("authorization")) return false;
   return new URL(request.url).pathname.startsWith("/plugins/");
 }
 
@@ -47,31 +59,39 @@ function cacheKey(request: Request): Request {
   return new Request(url.toString(), { method: "GET" });
 }
 
-function storable(response: Response): boolean {
+function storable(response: Response, checked: boolean): boolean {
   const cacheControl = response.headers.get("cache-control") ?? "";
-  return response.status === 200 && !/no-store|no-cache|private/i.test(cacheControl);
+  return response.status === 200 && !/no-store|no-cache/i.test(cacheControl) && (checked || !/private/i.test(cacheControl));
 }
+
 
 export async function withEdgeCache(
   request: Request,
   cache: EdgeCache | undefined,
   ctx: WaitUntil | undefined,
   handle: (request: Request) => Promise<Response>,
+  options: EdgeCacheOptions = {},
 ): Promise<Response> {
-  if (!cache || !cacheable(request)) return handle(request);
+  const checked = options.checked ?? false;
+  if (!cache || !cacheable(request, checked)) return handle(request);
   const key = cacheKey(request);
   const hit = await cache.match(key);
   if (hit) {
     const headers = new Headers(hit.headers);
     headers.set(CACHE_STATUS, "hit");
+    headers.set("X-Request-Id", requestId(request.headers.get("cf-ray"))); // the stored copy has none: each answer is a request of its own
+    if (checked) headers.set("Cache-Control", privateCacheControl(headers.get("Cache-Control") ?? ""));
     return respond(hit.body, hit.status, headers);
   }
   const response = await handle(request);
-  if (!storable(response)) return response;
+  if (!storable(response, checked)) return response;
   const headers = new Headers(response.headers);
   headers.set(CACHE_STATUS, "miss");
   const [forClient, forCache] = response.body ? response.body.tee() : [null, null];
-  const stored = respond(forCache, 200, response.headers);
+  const storedHeaders = new Headers(response.headers);
+  storedHeaders.delete("X-Request-Id");
+  if (checked) storedHeaders.set("Cache-Control", (storedHeaders.get("Cache-Control") ?? "").replace(/\bprivate\b/i, "public"));
+  const stored = respond(forCache, 200, storedHeaders);
   const put = cache.put(key, stored).catch(() => {}); // a failed cache write must not fail the download
   if (ctx) ctx.waitUntil(put);
   return respond(forClient, response.status, headers);

@@ -152,3 +152,12 @@ volumes:
     emptyDir: {}
 {{- end }}
 {{- end }}
+
+{{/* Secrets with the download credentials (the chart's own one when values are given inline). */}}
+{{- define "hps.basicSecretName" -}}
+{{- if .Values.auth.basic.existingSecret }}{{ .Values.auth.basic.existingSecret }}{{- else if .Values.auth.basic.htpasswd }}{{ include "hps.fullname" . }}-auth{{- end }}
+{{- end }}
+
+{{- define "hps.tokensSecretName" -}}
+{{- if .Values.auth.tokens.existingSecret }}{{ .Values.auth.tokens.existingSecret }}{{- else if .Values.auth.tokens.values }}{{ include "hps.fullname" . }}-auth{{- end }}
+{{- end }}

@@ -1,0 +1,62 @@
+import ipaddr from "ipaddr.js";
+
+type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+
+/**
+ * A list of networks (`10.0.0.0/8, 2001:db8::/32, 192.0.2.7`). IPv4-mapped IPv6 addresses
+ * (`::ffff:10.1.2.3`, what a dual-stack Node socket reports) match as the IPv4 they carry.
+ */
+export class AddressList {
+  private constructor(
+    readonly text: string,
+    private readonly ranges: readonly Range[],
+  ) {}
+
+  /** Throws an Error naming the entry that is not an address or CIDR. */
+  static parse(text: string): AddressList {
+    const entries = text.split(/[\s,]+/).filter(Boolean);
+    if (entries.length === 0) throw new Error("lists no address");
+    const ranges = entries.map((entry): Range => {
+      if (ipaddr.isValidCIDR(entry)) {
+        const [address, bits] = ipaddr.parseCIDR(entry);
+        return address.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96
+          ? [(address as ipaddr.IPv6).toIPv4Address(), bits - 96]
+          : [address, bits];
+      }
+      if (ipaddr.isValid(entry)) {
+        const address = ipaddr.process(entry);
+        return [address, address.kind() === "ipv4" ? 32 : 128];
+      }
+      throw new Error(`has ${JSON.stringify(entry)}, which is not an IP address or CIDR (like 10.0.0.0/8)`);
+    });
+    return new AddressList(entries.join(","), ranges);
+  }
+
+  /** False for anything that is not a valid address: an unknown client is never let in. */
+  contains(address: string | undefined): boolean {
+    const parsed = parseAddress(address);
+    if (!parsed) return false;
+    return this.ranges.some(([network, bits]) => network.kind() === parsed.kind() && parsed.match(network, bits));
+  }
+}
+
+function parseAddress(text: string | undefined): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (!text) return undefined;
+  const bare = text.trim().replace(/^\[(.*)\]$/, "$1"); // a bracketed IPv6 literal, as some proxies write it
+  return ipaddr.isValid(bare) ? ipaddr.process(bare) : undefined;
+}
+
+/**
+ * The client's address. `X-Forwarded-For` is read only when the peer is a trusted proxy, and
+ * from the right: each proxy appends the address it saw, so the rightmost entry that is not a
+ * trusted proxy is the first one nobody we trust could have forged.
+ */
+export function clientAddress(peer: string | undefined, forwardedFor: string | undefined, trusted: AddressList | undefined): string | undefined {
+  if (!trusted || !forwardedFor || !trusted.contains(peer)) return peer;
+  const hops = forwardedFor.split(",").map((hop) => hop.trim());
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!;
+    if (!trusted.contains(hop)) return parseAddress(hop)?.toString() ?? hop;
+  }
+  return hops[0] || peer; // every hop is a trusted proxy: the first one is where the request came from
+}

@@ -1,0 +1,133 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { routeKind, type RouteKind } from "../core/routes.ts";
+import type { CacheOutcome } from "../storage/cached.ts";
+
+/** What the layers below learn about the request they serve; reached through `traces`. */
+export interface RequestTrace {
+  readonly id: string;
+  /** The client's address, X-Forwarded-For resolved from trusted proxies. */
+  readonly client: string | undefined;
+  /** Time the store took to answer this request's calls (to first byte), and how many it made. */
+  storeSeconds: number;
+  storeCalls: number;
+  /** How the innermost cache that saw the request answered it; undefined: no object was read. */
+  cache: CacheOutcome | undefined;
+}
+
+export const traces = new AsyncLocalStorage<RequestTrace>();
+
+/** One request, once the connection is done with its response. */
+export interface Exchange {
+  readonly trace: RequestTrace;
+  readonly method: string;
+  /** The request target as logged: userinfo of an absolute-form target removed. */
+  readonly path: string;
+  readonly route: RouteKind;
+  readonly status: number;
+  readonly encoding: string;
+  /** Body bytes that really left (an aborted download sends fewer than declared). */
+  readonly bytes: number;
+  /** Request start to the last byte written, or to the connection's close. */
+  readonly seconds: number;
+  readonly userAgent: string;
+}
+
+/** `http://user:secret@host/x` as a request target must not put the secret in a log. */
+export function redactTarget(target: string): string {
+  return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
+}
+
+function headerValue(headers: unknown, name: string): string | undefined {
+  if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+    return undefined;
+  }
+  if (headers && typeof headers === "object") {
+    for (const [key, value] of Object.entries(headers as OutgoingHttpHeaders)) if (key.toLowerCase() === name) return String(value);
+  }
+  return undefined;
+}
+
+/**
+ * Watches a response: its Content-Encoding (passed to writeHead, where getHeader cannot see
+ * it), the body bytes written, and when it ends. `done` runs once, when the connection is done.
+ */
+export function track(req: IncomingMessage, res: ServerResponse, trace: RequestTrace, done: (exchange: Exchange) => void): void {
+  const started = performance.now();
+  let bytes = 0;
+  let encoding: string | undefined;
+  const { write, end, writeHead } = res;
+  const count = (chunk: unknown) => {
+    if (typeof chunk === "string") bytes += Buffer.byteLength(chunk);
+    else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
+  };
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    encoding = headerValue(args.at(-1), "content-encoding");
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse["writeHead"];
+  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    count(chunk);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as ServerResponse["write"];
+  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== "function") count(chunk);
+    return (end as (...args: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+  } as ServerResponse["end"];
+  res.once("close", () => {
+    const target = req.url ?? "/";
+    done({
+      trace,
+      method: req.method ?? "-",
+      path: redactTarget(target),
+      route: routeKind(target.split("?", 1)[0]!),
+      status: res.statusCode,
+      encoding: encoding ?? String(res.getHeader("content-encoding") ?? "identity"),
+      bytes,
+      seconds: (performance.now() - started) / 1000,
+      userAgent: req.headers["user-agent"] ?? "-",
+    });
+  });
+}
+
+export type LogFormat = "text" | "json";
+
+/**
+ * The access log: one line per request. Authorization and URL userinfo never appear; the store
+ * time and cache outcome tell a slow download from a slow client.
+ */
+export function accessLog(format: LogFormat, write: (line: string) => void = batchedStdout()): (exchange: Exchange) => void {
+  return (e) => {
+    const { trace } = e;
+    const entry = {
+      time: new Date().toISOString(),
+      requestId: trace.id,
+      remote: trace.client ?? "-",
+      method: e.method,
+      path: e.path,
+      status: e.status,
+      bytes: e.bytes,
+      durationMs: Math.round(e.seconds * 1e6) / 1000,
+      storeMs: Math.round(trace.storeSeconds * 1e6) / 1000,
+      cache: trace.cache ?? "-",
+      userAgent: e.userAgent,
+    };
+    write(
+      format === "json"
+        ? `${JSON.stringify(entry)}\n`
+        : `${entry.time} ${entry.remote} "${entry.method} ${JSON.stringify(entry.path).slice(1, -1)}" ${entry.status} ${entry.bytes} ${entry.durationMs}ms store=${entry.storeMs}ms cache=${entry.cache} id=${entry.requestId} ${JSON.stringify(entry.userAgent)}\n`,
+    );
+  };
+}
+
+/** Joins the lines of one event-loop turn into a single write: one syscall instead of one per request. */
+function batchedStdout(): (line: string) => void {
+  let pending = "";
+  return (line) => {
+    if (pending === "") setImmediate(() => {
+      process.stdout.write(pending);
+      pending = "";
+    });
+    pending += line;
+  };
+}
