@@ -18,12 +18,26 @@ RUN node scripts/build.mjs
 
 # --- runtime ---
 FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
+# Set by the release workflow: the version (package.json's, = the tag) and the commit.
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="higress-plugin-server" \
+      org.opencontainers.image.description="Serves Wasm plugins to Higress gateways from a directory, MinIO/S3 or R2; with the plugin-uploader CLI" \
+      org.opencontainers.image.source="https://github.com/higress-plugin-server/higress-plugin-server" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 # curl: Higress's docker-compose health check runs `curl -sf http://127.0.0.1:8080/` inside the container.
 # tini: PID 1 that forwards SIGTERM to node and reaps zombies, so shutdown is graceful.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl tini \
  && rm -rf /var/lib/apt/lists/*
+# NODE_OPTIONS: V8 sizes its young generation from the machine's memory (64 MiB and more on a big
+# node, whatever the pod's limit); 16 MiB semi-spaces keep the heap at its working size.
+# NODE_USE_ENV_PROXY: fetch and http honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY (the uploader behind an egress proxy).
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=16 \
+    NODE_USE_ENV_PROXY=1 \
     PORT=8080 \
     HOST=0.0.0.0
 WORKDIR /app

@@ -30,6 +30,7 @@ import { pluginSet, SIZES_MB } from "./plugin-set.ts";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
+import { START_FLAGS } from "../test/support/targets.ts";
 const DURATION = process.env.BENCH_SECONDS ?? "8";
 const CONNECTIONS = process.env.BENCH_CONNECTIONS ?? "32";
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
@@ -209,7 +210,7 @@ http {
   };
   const ours = async (name: string, env: Record<string, string>): Promise<Server & { child: ChildProcess }> => {
     const port = await freePort();
-    const child = pinned(process.execPath, [path.join(ROOT, "dist/node.js")], { HOST: "127.0.0.1", PORT: String(port), ...env });
+    const child = pinned(process.execPath, [...START_FLAGS, path.join(ROOT, "dist/node.js")], { HOST: "127.0.0.1", PORT: String(port), ...env });
     const url = `http://127.0.0.1:${port}`;
     await waitFor(`${url}/healthz`);
     return { name, url, child, pids: () => [child.pid!] };

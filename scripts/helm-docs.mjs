@@ -40,6 +40,8 @@ const refine = {
   "auth.catalog": { enum: ["", "public", "auth", "off"] },
   "auth.tokens.values": { items: { type: "string", minLength: 16, pattern: "^[A-Za-z0-9._~+/-]+=*$" } },
   allowCidrs: { items: { type: "string" } },
+  "ingress.hosts": { items: { type: "object", required: ["host", "paths"] } },
+  "httpRoute.parentRefs": { items: { type: "object", required: ["name"] } },
   trustedProxies: { items: { type: "string" } },
 };
 for (const [key, extra] of Object.entries(refine)) Object.assign(at(key), extra);

@@ -6,7 +6,8 @@ import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
 import { buildExample, EXAMPLE_STORE, EXAMPLES } from "../scripts/examples.ts";
-import { ROOT } from "./support/targets.ts";
+import { request } from "./support/http.ts";
+import { ROOT, startNode } from "./support/targets.ts";
 
 const run = promisify(execFile);
 
@@ -24,6 +25,28 @@ describe("the embedded example store", () => {
     const exports = WebAssembly.Module.exports(new WebAssembly.Module(wasm)).map((e) => e.name);
     expect(exports).toEqual(expect.arrayContaining(["proxy_abi_version_0_2_1", "proxy_on_response_headers", "memory"]));
     expect(Buffer.compare(gunzipSync(built.files.get("plugin.wasm.gz")!), Buffer.from(wasm))).toBe(0);
+  });
+});
+
+describe("the quick start on the machine's own Node", () => {
+  // .ci/run runs the suite on Node 24 and names the machine's Node here: what a fresh machine has.
+  const node = process.env.SYSTEM_NODE ?? process.execPath;
+  test("npm start's command serves the embedded examples, on a Node that package.json's engines accept", async () => {
+    const { stdout: version } = await run(node, ["--version"]);
+    const engines = (JSON.parse(await readFile(path.join(ROOT, "package.json"), "utf8")) as { engines: { node: string } }).engines.node;
+    const [major, minor] = version.trim().slice(1).split(".").map(Number) as [number, number];
+    expect(engines).toBe("^20.19.0 || ^24.0.0");
+    expect((major === 20 && minor >= 19) || major === 24, `${version.trim()} against ${engines}`).toBe(true);
+    const server = await startNode("quick start", {}, undefined, node);
+    try {
+      expect(server.output()).toContain(`Node ${version.trim().slice(1)}`);
+      expect((await request(`${server.url}/healthz`)).status).toBe(200);
+      const plugin = await request(`${server.url}/plugins/hello-world/1.0.0/plugin.wasm`);
+      expect(plugin.status).toBe(200);
+      expect(plugin.body.subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
+    } finally {
+      await server.stop();
+    }
   });
 });
 

@@ -36,6 +36,17 @@ const VALUE_SETS: Record<string, string[]> = {
     "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=kube-prometheus-stack",
     "--set", "metrics.dashboard.enabled=true", "--set", "metrics.podAnnotations=true",
   ],
+  "exposed, proxy and private CA, preStop": [
+    "--set", "ingress.enabled=true", "--set", "ingress.className=higress", "--set", "ingress.tls[0].secretName=plugins-tls", "--set", "ingress.tls[0].hosts[0]=plugins.example.com",
+    "--set", "httpRoute.enabled=true", "--set", "httpRoute.hostnames[0]=plugins.example.com",
+    "--set", "uploader.extraEnv[0].name=HTTPS_PROXY", "--set", "uploader.extraEnv[0].value=http://proxy.corp:3128",
+    "--set", "uploader.extraEnv[1].name=NODE_EXTRA_CA_CERTS", "--set", "uploader.extraEnv[1].value=/etc/corp-ca/ca.crt",
+    "--set", "uploader.extraVolumes[0].name=corp-ca", "--set", "uploader.extraVolumes[0].configMap.name=corp-ca",
+    "--set", "uploader.extraVolumeMounts[0].name=corp-ca", "--set", "uploader.extraVolumeMounts[0].mountPath=/etc/corp-ca",
+    "--set", "server.extraVolumes[0].name=corp-ca", "--set", "server.extraVolumes[0].configMap.name=corp-ca",
+    "--set", "server.extraVolumeMounts[0].name=corp-ca", "--set", "server.extraVolumeMounts[0].mountPath=/etc/corp-ca",
+    "--set", "server.preStopSleepSeconds=10", "--set", "minio.networkPolicy.extraFrom[0].podSelector.matchLabels.app=backup",
+  ],
   "existing auth Secrets, metrics off": [
     "--set", "auth.basic.existingSecret=gw-htpasswd", "--set", "auth.tokens.existingSecret=ci-tokens", "--set", "metrics.enabled=false",
   ],
@@ -50,7 +61,11 @@ async function render(args: string[]): Promise<K8sObject[]> {
 
 async function validate(object: K8sObject): Promise<void> {
   // Prometheus Operator objects have their own models.
-  const base = object.apiVersion.startsWith("monitoring.coreos.com/") ? "@kubernetes-models/prometheus-operator" : "kubernetes-models";
+  const base = object.apiVersion.startsWith("monitoring.coreos.com/")
+    ? "@kubernetes-models/prometheus-operator"
+    : object.apiVersion.startsWith("gateway.networking.k8s.io/")
+      ? "@kubernetes-models/gateway-api"
+      : "kubernetes-models";
   const module = (await import(`${base}/${object.apiVersion}/${object.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
   new module[object.kind]!(object).validate();
 }
@@ -190,6 +205,47 @@ describe.skipIf(!helm)("Helm chart", () => {
     const test = objects.find((o) => o.kind === "Pod") as K8sObject & { spec: any };
     expect(test.spec.volumes[0].secret.secretName).toBe("plugins-higress-plugin-server-auth");
     expect(test.spec.containers[0].env).toEqual([{ name: "BASIC_ONLY", value: "false" }]);
+  });
+
+  test("only this release's server and uploader reach MinIO (NetworkPolicy on by default)", async () => {
+    const policy = find(await render([]), "NetworkPolicy") as K8sObject & { spec: any };
+    expect(policy.spec.podSelector.matchLabels["app.kubernetes.io/component"]).toBe("minio");
+    expect(policy.spec.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: {
+              matchLabels: { "app.kubernetes.io/name": "higress-plugin-server", "app.kubernetes.io/instance": "plugins" },
+              matchExpressions: [{ key: "app.kubernetes.io/component", operator: "In", values: ["server", "uploader"] }],
+            },
+          },
+        ],
+        ports: [{ port: "s3", protocol: "TCP" }],
+      },
+    ]);
+    expect(find(await render(["--set", "minio.enabled=false", "--set", "storage.endpoint=https://s3.example.com"]), "NetworkPolicy")).toBeUndefined();
+  });
+
+  test("Ingress, HTTPRoute, extra env and volumes (proxy, private CA) and preStop reach their objects", async () => {
+    const objects = await render(VALUE_SETS["exposed, proxy and private CA, preStop"]!);
+    const ingress = find(objects, "Ingress") as K8sObject & { spec: any };
+    expect(ingress.spec.ingressClassName).toBe("higress");
+    expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: "higress-plugin-server", port: { name: "http" } });
+    const route = find(objects, "HTTPRoute") as K8sObject & { spec: any };
+    expect(route.spec.hostnames).toEqual(["plugins.example.com"]);
+    expect(route.spec.rules[0].backendRefs).toEqual([{ name: "higress-plugin-server", port: 80 }]);
+    const job = find(objects, "Job", "-sync") as K8sObject & { spec: any };
+    const uploader = job.spec.template.spec.containers[0];
+    expect(uploader.env).toContainEqual({ name: "HTTPS_PROXY", value: "http://proxy.corp:3128" });
+    expect(uploader.volumeMounts).toContainEqual({ name: "corp-ca", mountPath: "/etc/corp-ca" });
+    expect(job.spec.template.spec.volumes).toContainEqual({ name: "corp-ca", configMap: { name: "corp-ca" } });
+    const deployment = find(objects, "Deployment") as K8sObject & { spec: any };
+    const pod = deployment.spec.template.spec;
+    expect(pod.containers[0].lifecycle.preStop.exec.command).toEqual(["sleep", "10"]);
+    expect(pod.terminationGracePeriodSeconds).toBe(10 + 5 + 30 + 5);
+    expect(pod.volumes).toContainEqual({ name: "corp-ca", configMap: { name: "corp-ca" } });
+    const policy = find(objects, "NetworkPolicy") as K8sObject & { spec: any };
+    expect(policy.spec.ingress[0].from[1]).toEqual({ podSelector: { matchLabels: { app: "backup" } } });
   });
 
   test("the Grafana dashboard is valid JSON and asks only for metrics the server exports", async () => {

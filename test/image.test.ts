@@ -1,11 +1,12 @@
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, test } from "vitest";
 import { request } from "./support/http.ts";
-import { ROOT, startNode } from "./support/targets.ts";
+import { ROOT, START_FLAGS, startNode } from "./support/targets.ts";
 
 /**
  * No Docker engine runs here, so this plays the Dockerfile's steps directly: each stage in a
@@ -50,6 +51,13 @@ describe("Dockerfile", () => {
     expect(value("ENTRYPOINT")).toEqual(['["/usr/bin/tini", "--"]']);
     expect(value("CMD")).toEqual(['["node", "dist/node.js"]']);
     expect(value("ENV").join(" ")).toContain("NODE_ENV=production");
+    // The server runs as `npm start` runs it.
+    const start = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start;
+    expect(start).toBe(`node ${START_FLAGS.join(" ")} dist/node.js`);
+    expect(value("ENV").join(" ")).toContain(`NODE_OPTIONS=${START_FLAGS.join(" ")}`);
+    const labels = value("LABEL").join(" ");
+    for (const key of ["source", "version", "revision", "licenses", "description"]) expect(labels).toContain(`org.opencontainers.image.${key}=`);
+    expect(labels).toContain('org.opencontainers.image.licenses="Apache-2.0"');
   });
 
   test("its build and runtime steps, played in clean directories, give a server that starts and serves", async () => {

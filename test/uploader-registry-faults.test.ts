@@ -1,5 +1,7 @@
-import { request as httpRequest } from "node:http";
-import { mkdtemp, readdir } from "node:fs/promises";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { connect } from "node:net";
+import type { Duplex } from "node:stream";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
@@ -7,6 +9,7 @@ import { FileStore } from "../src/storage/fs.ts";
 import { readBytes } from "../src/storage/store.ts";
 import { parseProperties } from "../uploader/config.ts";
 import { sync } from "../uploader/sync.ts";
+import { cli } from "./support/cli.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { listenLoopback } from "./support/net.ts";
 import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
@@ -108,5 +111,65 @@ describe.skipIf(!tools)("uploader against a misbehaving registry", () => {
     expect(report.failed).toBeGreaterThan(0);
     expect(ms).toBeLessThan(15_000);
     expect(await readdir(dir).catch(() => [])).not.toContain("plugins");
+  });
+});
+
+describe.skipIf(!tools)("uploader behind an egress proxy", () => {
+  let registry: Registry;
+  beforeAll(async () => {
+    registry = await startRegistry();
+    const dir = await mkdtemp(path.join(tmpdir(), "layout-"));
+    const artifact = orasPlugin(WASM);
+    await writeOciLayout(dir, "1.0.0", artifact.manifest, artifact.blobs);
+    await push(`oci:${dir}:1.0.0`, registry, "plugins/x:1.0.0");
+  });
+  afterAll(() => registry?.stop());
+
+  // Node 24.5 and later honour HTTP(S)_PROXY with NODE_USE_ENV_PROXY=1, which the image sets; CI runs the suite on Node 24.
+  const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
+  const supported = major > 24 || (major === 24 && minor >= 5) || (major === 22 && minor >= 21);
+  test.skipIf(!supported && !process.env.CI)("HTTP_PROXY (NODE_USE_ENV_PROXY=1, as in the image) carries every registry request", async () => {
+    // A forward proxy as egress proxies are: absolute-form requests, and CONNECT tunnels (what
+    // Node's fetch uses, for http:// targets too).
+    const seen: string[] = [];
+    const { server, host } = await listenLoopback((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const target = new URL(req.url ?? "/");
+      const upstream = httpRequest(target, { method: req.method, headers: { ...req.headers, host: target.host } }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    });
+    server.on("connect", (req: IncomingMessage, client: Duplex, head: Buffer) => {
+      seen.push(`CONNECT ${req.url}`);
+      const [hostname, port] = (req.url ?? "").split(":");
+      const upstream = connect(Number(port), hostname, () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    });
+    try {
+      const out = await mkdtemp(path.join(tmpdir(), "proxied-"));
+      const properties = path.join(out, "plugins.properties");
+      await writeFile(properties, `x=oci://${registry.host}/plugins/x:1.0.0\n`);
+      const result = await cli(["sync", "--config", properties, "--to", path.join(out, "store"), "--plain-http", registry.host], {
+        HTTP_PROXY: `http://${host}`,
+        NODE_USE_ENV_PROXY: "1",
+      });
+      expect(result.stderr).not.toContain("failed");
+      expect(result.code).toBe(0);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.every((r) => r === `CONNECT ${registry.host}` || r.startsWith(`GET http://${registry.host}/`)), seen.join("\n")).toBe(true);
+      const stored = await readBytes((await new FileStore(path.join(out, "store")).get("plugins/x/1.0.0/plugin.wasm"))!);
+      expect(sha256(stored)).toBe(sha256(WASM));
+    } finally {
+      server.close();
+    }
   });
 });

@@ -16,6 +16,8 @@ export interface Target {
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const NODE_ENTRY = path.join(ROOT, "dist/node.js");
+/** How `npm start` runs the server (the image sets the same through NODE_OPTIONS). */
+export const START_FLAGS = ["--max-semi-space-size=16"];
 
 export interface NodeServer extends Target {
   readonly process: ChildProcess;
@@ -28,8 +30,8 @@ export interface NodeServer extends Target {
  * Spawns the built Node entry with exactly `env` (plus PATH, and HOST/PORT for a loopback port unless given)
  * and waits for it to listen. `cwd` runs the entry of another tree (the image test's).
  */
-export async function startNode(name: string, env: Record<string, string>, cwd?: string): Promise<NodeServer> {
-  const child = spawn(process.execPath, [cwd ? "dist/node.js" : NODE_ENTRY], {
+export async function startNode(name: string, env: Record<string, string>, cwd?: string, node = process.execPath): Promise<NodeServer> {
+  const child = spawn(node, cwd ? ["dist/node.js"] : [...START_FLAGS, NODE_ENTRY], {
     ...(cwd ? { cwd } : {}),
     env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],

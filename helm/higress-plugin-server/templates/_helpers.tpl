@@ -140,16 +140,25 @@ containers:
       - name: REGISTRY_PASSWORD
         valueFrom: {secretKeyRef: {name: {{ $registrySecret }}, key: REGISTRY_PASSWORD}}
       {{- end }}
+      {{- with .Values.uploader.extraEnv }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
     securityContext: {{- toYaml .Values.securityContext | nindent 6 }}
     resources: {{- toYaml .Values.uploader.resources | nindent 6 }}
     volumeMounts:
       - {name: config, mountPath: /config, readOnly: true}
       - {name: tmp, mountPath: /tmp}
+      {{- with .Values.uploader.extraVolumeMounts }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
 volumes:
   - name: config
     configMap: {name: {{ include "hps.fullname" . }}-uploader}
   - name: tmp
     emptyDir: {}
+  {{- with .Values.uploader.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 {{- end }}
 
