@@ -30,7 +30,7 @@ import { pluginSet, SIZES_MB } from "./plugin-set.ts";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
-import { START_FLAGS } from "../test/support/targets.ts";
+import { COMPATIBILITY_DATE, START_FLAGS } from "../test/support/targets.ts";
 const DURATION = process.env.BENCH_SECONDS ?? "8";
 const CONNECTIONS = process.env.BENCH_CONNECTIONS ?? "32";
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
@@ -268,7 +268,7 @@ http {
 
   // The worker on workerd with a local R2 bucket holding the median plugin.
   log("worker on workerd");
-  const mf = new Miniflare({ modules: true, scriptPath: path.join(ROOT, "dist/worker.js"), compatibilityDate: "2026-04-01", r2Buckets: ["PLUGINS"], host: "127.0.0.1", port: await freePort() });
+  const mf = new Miniflare({ modules: true, scriptPath: path.join(ROOT, "dist/worker.js"), compatibilityDate: COMPATIBILITY_DATE, r2Buckets: ["PLUGINS"], host: "127.0.0.1", port: await freePort() });
   cleanups.push(() => mf.dispose());
   const workerUrl = (await mf.ready).toString().replace(/\/$/, "");
   const r2 = (await mf.getR2Bucket("PLUGINS")) as unknown as { put(key: string, value: ArrayBuffer): Promise<unknown> };

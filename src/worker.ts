@@ -1,3 +1,4 @@
+import type { ExportedHandler, Response as WorkerResponse } from "@cloudflare/workers-types/index.ts";
 import { guard, unrestricted } from "./access/guard.ts";
 import { accessSettings, type AccessSettings, type Source } from "./access/settings.ts";
 import { createApp } from "./app.ts";
@@ -6,48 +7,43 @@ import { R2Store, type R2BucketLike } from "./storage/r2.ts";
 import { normalisePrefix } from "./storage/store.ts";
 import { respond, withEdgeCache, type EdgeCache, type WaitUntil } from "./worker/edge-cache.ts";
 
-/** Cloudflare Workers / workerd entry: the R2 binding PLUGINS, and optional variables from wrangler.toml. */
-export interface Env {
-  readonly PLUGINS: R2BucketLike;
-  /** Key prefix inside the bucket, as in `s3://bucket/<prefix>`. */
-  readonly STORE_PREFIX?: string;
-  readonly CACHE_CONTROL?: string;
-  /** Cache-Control of files served through an alias (default `public, max-age=300`); the edge cache keeps them no longer. */
-  readonly ALIAS_CACHE_CONTROL?: string;
-  /** Secrets (`wrangler secret put`): htpasswd lines with bcrypt hashes, and bearer tokens one per line. */
-  readonly AUTH_BASIC?: string;
-  readonly AUTH_TOKENS?: string;
-  /** public, auth or off (default: auth when credentials are set, else public). */
-  readonly CATALOG?: string;
-  /** Networks that may download, by CF-Connecting-IP. */
-  readonly ALLOW_CIDRS?: string;
-}
+/*
+ * Cloudflare Workers / workerd entry. `Env` is generated from wrangler.toml and .dev.vars.example by
+ * `npm run types` (worker-configuration.d.ts): the R2 binding PLUGINS, the variables documented in
+ * wrangler.toml, and the secrets AUTH_BASIC and AUTH_TOKENS. Any of the strings may be missing or
+ * empty at run time (a secret not put, a variable removed), so they are read as optional.
+ */
+type Settings = { readonly [K in Exclude<keyof Env, "PLUGINS">]?: string };
 
 type App = ReturnType<typeof createApp>;
 type Built = { readonly app: App; readonly access: AccessSettings } | { readonly problems: readonly string[] };
 let cached: { env: Env; built: Built } | undefined;
+const settings = (env: Env): Settings => env;
 
 /** Cloudflare's own view of the client; nothing else in front of a Worker can be trusted to set it. */
 const client = (request: Request) => request.headers.get("cf-connecting-ip") ?? undefined;
 
 function build(env: Env): Built {
   const problems: string[] = [];
-  const source = (name: keyof Env): Source | undefined => {
-    const text = env[name];
+  const source = (name: keyof Settings): Source | undefined => {
+    const text = settings(env)[name];
     return typeof text === "string" && text.trim() !== "" ? { text, from: name } : undefined;
   };
   const sources = { basic: source("AUTH_BASIC"), tokens: source("AUTH_TOKENS"), catalog: source("CATALOG"), allow: source("ALLOW_CIDRS") };
   const access = accessSettings(Object.fromEntries(Object.entries(sources).filter(([, v]) => v)), problems);
   if (problems.length > 0) return { problems };
-  const store = new R2Store(env.PLUGINS, normalisePrefix(env.STORE_PREFIX));
+  const { STORE_PREFIX, CACHE_CONTROL, ALIAS_CACHE_CONTROL } = settings(env);
+  // The binding as the runtime types it, seen through the part R2Store uses (the core compiles
+  // against the DOM library, not the Workers types; the shapes agree at run time).
+  const store = new R2Store(env.PLUGINS as unknown as R2BucketLike, normalisePrefix(STORE_PREFIX));
   const app = createApp({
     store,
     access,
     clientAddress: (c) => client(c.req.raw),
     // Cloudflare's CF-Ray names the request in Cloudflare's own logs too.
     requestId: (c) => requestId(c.req.header("cf-ray")),
-    ...(env.CACHE_CONTROL ? { cacheControl: env.CACHE_CONTROL } : {}),
-    ...(env.ALIAS_CACHE_CONTROL ? { aliasCacheControl: env.ALIAS_CACHE_CONTROL } : {}),
+    ...(CACHE_CONTROL ? { cacheControl: CACHE_CONTROL } : {}),
+    ...(ALIAS_CACHE_CONTROL ? { aliasCacheControl: ALIAS_CACHE_CONTROL } : {}),
   });
   return { app, access };
 }
@@ -79,29 +75,33 @@ function clientEncoding(request: Request): Request {
 /** workerd's default cache, when the runtime has one (it does on Cloudflare and in workerd). */
 const edgeCache = (): EdgeCache | undefined => (globalThis as { caches?: { default?: EdgeCache } }).caches?.default;
 
+async function handle(request: Request, env: Env, ctx: WaitUntil): Promise<Response> {
+  if (!env.PLUGINS) return plain(503, "the R2 binding PLUGINS is missing; bind a bucket in wrangler.toml\n");
+  const built = builtFor(env);
+  if ("problems" in built) {
+    console.error(`invalid configuration:\n${built.problems.map((p) => `  - ${p}`).join("\n")}`);
+    return plain(503, "this server's configuration is invalid; its log says why\n");
+  }
+  const { app, access } = built;
+  const r = clientEncoding(request);
+  // The edge cache answers without the app: under access control, only once the request passed
+  // it (a refused one goes to the app, which renders the refusal).
+  if (!unrestricted(access)) {
+    const pathname = new URL(r.url).pathname;
+    const allowed = await guard(access, { pathname, authorization: r.headers.get("authorization") ?? undefined, client: client(r) }).then(
+      () => true,
+      () => false,
+    );
+    if (!allowed) return app.fetch(r);
+  }
+  return withEdgeCache(r, edgeCache(), ctx, async (req) => {
+    const response = await app.fetch(req);
+    return respond(response.body, response.status, response.headers); // plugin.wasm.gz goes out as stored
+  }, { checked: !!access.auth });
+}
+
 export default {
-  async fetch(request: Request, env: Env, ctx?: WaitUntil): Promise<Response> {
-    if (!env.PLUGINS) return plain(503, "the R2 binding PLUGINS is missing; bind a bucket in wrangler.toml\n");
-    const built = builtFor(env);
-    if ("problems" in built) {
-      console.error(`invalid configuration:\n${built.problems.map((p) => `  - ${p}`).join("\n")}`);
-      return plain(503, "this server's configuration is invalid; its log says why\n");
-    }
-    const { app, access } = built;
-    const r = clientEncoding(request);
-    // The edge cache answers without the app: under access control, only once the request passed
-    // it (a refused one goes to the app, which renders the refusal).
-    if (!unrestricted(access)) {
-      const pathname = new URL(r.url).pathname;
-      const allowed = await guard(access, { pathname, authorization: r.headers.get("authorization") ?? undefined, client: client(r) }).then(
-        () => true,
-        () => false,
-      );
-      if (!allowed) return app.fetch(r);
-    }
-    return withEdgeCache(r, edgeCache(), ctx, async (req) => {
-      const response = await app.fetch(req);
-      return respond(response.body, response.status, response.headers); // plugin.wasm.gz goes out as stored
-    }, { checked: !!access.auth });
-  },
-};
+  // workerd's Request and Response are the web ones the app is written against; only their
+  // TypeScript declarations differ (Workers types here, the DOM library in the app).
+  fetch: (request, env, ctx) => handle(request as unknown as Request, env, ctx) as unknown as Promise<WorkerResponse>,
+} satisfies ExportedHandler<Env>;

@@ -1,9 +1,13 @@
 import { execFile } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, inject, test } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { ROOT } from "./support/targets.ts";
+import { fixture, sha256 } from "./support/fixtures.ts";
+import { request } from "./support/http.ts";
+import { ROOT, seedBucket, startNode } from "./support/targets.ts";
 
 /**
  * The chart, validated offline: helm lint --strict and helm template for every documented
@@ -13,6 +17,7 @@ import { ROOT } from "./support/targets.ts";
 
 const run = promisify(execFile);
 const helm = inject("helm");
+const s3 = inject("s3");
 const CHART = path.join(ROOT, "helm/higress-plugin-server");
 
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [key: string]: unknown };
@@ -99,14 +104,16 @@ describe.skipIf(!helm)("Helm chart", () => {
     expect(server.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
     expect(server.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "http" });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
-    for (const container of [...pod.containers, ...pod.initContainers]) {
+    const minioPod = (find(objects, "StatefulSet") as K8sObject & { spec: any }).spec.template.spec;
+    for (const container of [...pod.containers, ...minioPod.containers]) {
       expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
     }
     expect(pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
-    expect(pod.initContainers[0].command).toEqual(["node", "/app/dist/uploader.js", "create-bucket", "--wait", "300"]);
+    // The bucket and the users are made by MinIO's setup sidecar; the server only reads.
+    expect(pod.initContainers).toBeUndefined();
     const env = Object.fromEntries(server.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
     expect(env.S3_ENDPOINT.configMapKeyRef.key).toBe("S3_ENDPOINT");
-    expect(env.AWS_SECRET_ACCESS_KEY.secretKeyRef).toEqual({ name: "plugins-higress-plugin-server-minio", key: "MINIO_ROOT_PASSWORD" });
+    expect(env.AWS_SECRET_ACCESS_KEY.secretKeyRef).toEqual({ name: "plugins-higress-plugin-server-store-reader", key: "AWS_SECRET_ACCESS_KEY" });
 
     const config = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "plugins-higress-plugin-server") as any;
     expect(config.data).toMatchObject({ STORE: "s3://higress-plugins", S3_ENDPOINT: "http://plugins-higress-plugin-server-minio:9000" });
@@ -118,13 +125,89 @@ describe.skipIf(!helm)("Helm chart", () => {
     const secret = find(objects, "Secret", "-minio") as K8sObject & { data: Record<string, string> };
     expect(secret.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
     expect(Buffer.from(secret.data.MINIO_ROOT_PASSWORD!, "base64").length).toBe(40);
-    expect(find(objects, "StatefulSet")).toBeDefined();
     expect(find(objects, "PodDisruptionBudget")).toBeDefined();
     expect(find(objects, "HorizontalPodAutoscaler")).toBeUndefined();
 
     const test = find(objects, "Pod", "test-download") as K8sObject & { spec: any };
     expect(test.metadata.annotations?.["helm.sh/hook"]).toBe("test");
     expect(test.spec.containers[0].command.at(-1)).toBe("http://higress-plugin-server:80/plugins/key-auth/1.0.0/plugin.wasm");
+  });
+
+  test("MinIO: a maintained image, and the root keys stay in MinIO's pod (server read-only, uploader read-write)", async () => {
+    const objects = await render([]);
+    const minio = (find(objects, "StatefulSet") as K8sObject & { spec: any }).spec.template.spec;
+    const [server, setup] = minio.containers;
+    expect(server.image).toBe("cgr.dev/chainguard/minio:latest");
+    expect(server.command).toEqual(["minio"]);
+    expect(setup.name).toBe("setup");
+    const script: string = setup.args[0];
+    for (const step of ['mc mb --ignore-existing "local/$BUCKET"', "mc admin policy create local plugins-read", "mc admin policy create local plugins-write", 'mc admin user add local "$READER_KEY"', 'grep -q plugins-read']) {
+      expect(script).toContain(step);
+    }
+    // The read policy grants reads and listing only.
+    const read = /printf '(\{.*?\})' "\$BUCKET" "\$BUCKET" > \/tmp\/setup\/read\.json/.exec(script)![1]!.replaceAll("%s", "higress-plugins");
+    const actions = (JSON.parse(read) as { Statement: { Action: string[] }[] }).Statement.flatMap((st) => st.Action);
+    expect(actions.sort()).toEqual(["s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket"]);
+    expect(setup.readinessProbe.exec.command).toEqual(["test", "-f", "/tmp/setup/ready"]);
+
+    // Who references the root Secret: MinIO's pod and nobody else.
+    const rootUsers = objects.filter((o) => JSON.stringify(o).includes('"name":"plugins-higress-plugin-server-minio","key":"MINIO_ROOT'));
+    expect(rootUsers.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["StatefulSet/plugins-higress-plugin-server-minio"]);
+    const job = find(objects, "Job", "-sync") as K8sObject & { spec: any };
+    const uploaderKey = job.spec.template.spec.containers[0].env.find((e: any) => e.name === "AWS_ACCESS_KEY_ID");
+    expect(uploaderKey.valueFrom.secretKeyRef.name).toBe("plugins-higress-plugin-server-store-writer");
+    for (const role of ["reader", "writer"]) {
+      const secret = find(objects, "Secret", `-store-${role}`) as K8sObject & { data: Record<string, string> };
+      expect(Buffer.from(secret.data.AWS_ACCESS_KEY_ID!, "base64").toString()).toMatch(new RegExp(`^plugins-${role}-[a-z0-9]{8}$`));
+      expect(secret.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+    }
+
+    // Off: the old way (root keys, bucket made by the server's init container), for a MinIO image without mc.
+    const off = await render(["--set", "minio.identities.enabled=false", "--set", "minio.image.repository=quay.io/minio/minio", "--set", "minio.image.digest=sha256:" + "b".repeat(64)]);
+    const offPod = (find(off, "Deployment") as K8sObject & { spec: any }).spec.template.spec;
+    expect(offPod.initContainers[0].command).toEqual(["node", "/app/dist/uploader.js", "create-bucket", "--wait", "300"]);
+    expect((find(off, "StatefulSet") as any).spec.template.spec.containers.map((c: any) => c.image)).toEqual(["quay.io/minio/minio@sha256:" + "b".repeat(64)]);
+    expect(find(off, "Secret", "-store-reader")).toBeUndefined();
+  });
+
+  test("examples/values-ceph-rgw.yaml: the server, configured as the chart renders it, serves plugins from a real radosgw", async () => {
+    if (!s3) throw new Error("S3 service missing");
+    const data = await fixture();
+    const { bucket } = await seedBucket(s3, data.objects);
+    const objects = await render(["-f", path.join(CHART, "examples/values-ceph-rgw.yaml"), "--set", `storage.endpoint=${s3.endpoint}`, "--set", `storage.bucket=${bucket}`, "--set", "storage.prefix=mirror"]);
+    for (const object of objects) await validate(object);
+    const config = (objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "plugins-higress-plugin-server") as unknown as { data: Record<string, string> }).data;
+    const server = (find(objects, "Deployment") as any).spec.template.spec.containers[0];
+    // Every variable of the rendered container: from the ConfigMap, the Secrets (radosgw's keys here), or literal.
+    const env: Record<string, string> = {};
+    for (const e of server.env as { name: string; value?: string; valueFrom?: any }[]) {
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (e.valueFrom.configMapKeyRef) env[e.name] = config[e.valueFrom.configMapKeyRef.key]!;
+      else if (e.valueFrom.secretKeyRef) {
+        expect(e.valueFrom.secretKeyRef.name).toBe("plugins-rgw-reader");
+        env[e.name] = e.name === "AWS_ACCESS_KEY_ID" ? s3.accessKeyId : s3.secretAccessKey;
+      }
+    }
+    // Loopback ports, a cache directory of its own, and no drain delay (nothing routes to it).
+    const local = { ...env, PORT: "0", HOST: "127.0.0.1", METRICS_PORT: "0", DRAIN_DELAY_SECONDS: "0", CACHE_DIR: await mkdtemp(path.join(tmpdir(), "rgw-cache-")) };
+    const started = await startNode("rendered chart", local);
+    try {
+      const res = await request(`${started.url}/plugins/big/1.0.0/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } });
+      expect(res.status).toBe(200);
+      expect(sha256(res.body)).toBe(sha256(data.objects.get("plugins/big/2.0.0/plugin.wasm")!));
+      expect((await request(`${started.url}/readyz`)).status).toBe(200);
+    } finally {
+      await started.stop();
+    }
+  });
+
+  test("an external S3 server can give the server read-only keys of its own (storage.serverSecret)", async () => {
+    const objects = await render(["--set", "minio.enabled=false", "--set", "storage.endpoint=http://rgw.ceph.svc", "--set", "storage.existingSecret=rgw-writer", "--set", "storage.serverSecret=rgw-reader"]);
+    const server = (find(objects, "Deployment") as any).spec.template.spec.containers[0];
+    expect(server.env.find((e: any) => e.name === "AWS_ACCESS_KEY_ID").valueFrom.secretKeyRef.name).toBe("rgw-reader");
+    const uploader = (find(objects, "Job", "-sync") as any).spec.template.spec.containers[0];
+    expect(uploader.env.find((e: any) => e.name === "AWS_ACCESS_KEY_ID").valueFrom.secretKeyRef.name).toBe("rgw-writer");
+    expect(find(objects, "NetworkPolicy")).toBeUndefined();
   });
 
   test("external S3 and HPA value sets wire what they say", async () => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -16,6 +17,8 @@ export interface Target {
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const NODE_ENTRY = path.join(ROOT, "dist/node.js");
+/** The worker runs under the compatibility date it is deployed with. */
+export const COMPATIBILITY_DATE = /^compatibility_date = "([\d-]+)"$/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))![1]!;
 /** How `npm start` runs the server (the image sets the same through NODE_OPTIONS). */
 export const START_FLAGS = ["--max-semi-space-size=16"];
 
@@ -112,7 +115,7 @@ export async function workerdTarget(objects: ReadonlyMap<string, Uint8Array>, bi
   const mf = new Miniflare({
     modules: true,
     scriptPath: path.join(ROOT, "dist/worker.js"),
-    compatibilityDate: "2026-04-01",
+    compatibilityDate: COMPATIBILITY_DATE,
     r2Buckets: ["PLUGINS"],
     bindings: { STORE_PREFIX: "edge", ...bindings },
     host: "127.0.0.1",

@@ -54,19 +54,35 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-minio" (include "hps.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Secret holding the S3 keys the server and uploader use, or none (the default AWS chain). */}}
+{{/* MinIO's users for the server (read-only) and the uploader (read-write); their keys are generated once. */}}
+{{- define "hps.minio.identity" -}}
+{{- printf "%s-store-%s" (include "hps.fullname" .root) .role | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The Secret with the S3 keys of a role ("reader": the server, "writer": the uploader), or none (the
+default AWS chain); (dict "root" $ "role" "reader"|"writer"). With MinIO's identities the root keys
+stay with MinIO's pod.
+*/}}
 {{- define "hps.s3SecretName" -}}
-{{- if .Values.minio.enabled }}
+{{- with .root }}
+{{- if and .Values.minio.enabled .Values.minio.identities.enabled }}
+{{- include "hps.minio.identity" (dict "root" . "role" $.role) }}
+{{- else if .Values.minio.enabled }}
 {{- default (include "hps.minio.fullname" .) .Values.minio.existingSecret }}
+{{- else if and (eq $.role "reader") .Values.storage.serverSecret }}
+{{- .Values.storage.serverSecret }}
 {{- else if .Values.storage.existingSecret }}
 {{- .Values.storage.existingSecret }}
 {{- else if .Values.storage.accessKeyId }}
 {{- printf "%s-s3" (include "hps.fullname" .) }}
 {{- end }}
 {{- end }}
+{{- end }}
 
-{{/* STORE and the S3 variables, from the ConfigMap and the credentials Secret. */}}
+{{/* STORE and the S3 variables of a role, from the ConfigMap and the role's Secret: (dict "root" $ "role" "reader"|"writer"). */}}
 {{- define "hps.storeEnv" -}}
+{{- with .root }}
 - name: STORE
   valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: STORE}}
 - name: S3_REGION
@@ -77,13 +93,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: S3_ENDPOINT
   valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: S3_ENDPOINT}}
 {{- end }}
-{{- with include "hps.s3SecretName" . }}
-{{- $minio := $.Values.minio.enabled }}
+{{- with include "hps.s3SecretName" $ }}
+{{- $root := and $.root.Values.minio.enabled (not $.root.Values.minio.identities.enabled) }}
 - name: AWS_ACCESS_KEY_ID
-  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ ternary "MINIO_ROOT_USER" "AWS_ACCESS_KEY_ID" $minio }}}}
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ ternary "MINIO_ROOT_USER" "AWS_ACCESS_KEY_ID" $root }}}}
 - name: AWS_SECRET_ACCESS_KEY
-  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ ternary "MINIO_ROOT_PASSWORD" "AWS_SECRET_ACCESS_KEY" $minio }}}}
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ ternary "MINIO_ROOT_PASSWORD" "AWS_SECRET_ACCESS_KEY" $root }}}}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* An image reference: repository with digest, or with tag. (dict "image" .Values.x.image "tag" default) */}}
+{{- define "hps.imageRef" -}}
+{{- if .image.digest }}{{ printf "%s@%s" .image.repository .image.digest }}{{ else }}{{ printf "%s:%s" .image.repository (default .tag .image.tag) }}{{ end }}
 {{- end }}
 
 {{/* The sync command line of the uploader Job and CronJob. */}}
@@ -132,7 +154,7 @@ containers:
     args: {{- include "hps.uploaderArgs" . | nindent 6 }}
     {{- end }}
     env:
-      {{- include "hps.storeEnv" . | nindent 6 }}
+      {{- include "hps.storeEnv" (dict "root" . "role" "writer") | nindent 6 }}
       {{- $registrySecret := default (printf "%s-registry" (include "hps.fullname" .)) .Values.uploader.registryCredentials.existingSecret }}
       {{- if or .Values.uploader.registryCredentials.existingSecret .Values.uploader.registryCredentials.username }}
       - name: REGISTRY_USERNAME
