@@ -20,6 +20,35 @@ describe("README rendering", () => {
     expect(out.html).toContain("<h3>Usage</h3>");
   });
 
+  // Shaped like the official plugin READMEs (README.md in Chinese, README_EN.md in English): front
+  // matter, a configuration table with `|` inside code, nested lists, fenced YAML, an image.
+  test.each([
+    [
+      "Chinese",
+      "---\ntitle: Key Auth\nkeywords: [higress,auth]\ndescription: Key Auth 插件配置参考\n---\n\n## 功能说明\n`key-auth` 插件实现了基于 API Key 进行认证鉴权的功能。\n\n## 配置字段\n\n| 名称 | 数据类型 | 填写要求 | 默认值 | 描述 |\n| --- | --- | --- | --- | --- |\n| `keys` | array of string | 必填 | - | 来源字段，如 `x-api-key\\|apikey` |\n\n- 全局配置\n  - `consumers`：调用者\n\n![架构](https://img.alicdn.com/arch.png)\n\n```yaml\nkeys:\n  - x-api-key\n```\n",
+      "Key Auth 插件配置参考",
+      "<h4>功能说明</h4>", // headings sit two levels below the page's own
+    ],
+    [
+      "English",
+      "---\ntitle: Key Auth\nkeywords: [higress,auth]\ndescription: Key Auth plugin configuration reference\n---\n\n## Description\nThe `key-auth` plugin authenticates with API keys.\n\n## Configuration Fields\n\n| Name | Type | Requirement | Default | Description |\n| --- | --- | --- | --- | --- |\n| `keys` | array of string | Required | - | sources, e.g. `x-api-key\\|apikey` |\n\n- Global configuration\n  - `consumers`: callers\n\n![architecture](https://img.alicdn.com/arch.png)\n\n```yaml\nkeys:\n  - x-api-key\n```\n",
+      "Key Auth plugin configuration reference",
+      "<h4>Description</h4>",
+    ],
+  ])("an official-style %s README: front matter as title, one table row, nested list, image as a link, YAML block", (_language, source, description, heading) => {
+    const out = renderReadme(source);
+    expect(out).toMatchObject({ title: "Key Auth", description });
+    const html = flat(out.html);
+    expect(html).not.toContain("keywords");
+    expect(html).toContain(heading);
+    expect(html.match(/<tr>/g)).toHaveLength(2); // the header row and one row: the escaped | stays in its cell
+    expect(html).toContain("<code>x-api-key|apikey</code>");
+    expect(html).toMatch(/<ul><li>[^<]+<ul><li><code>consumers<\/code>/);
+    expect(html).toContain('<a href="https://img.alicdn.com/arch.png" rel="nofollow noopener noreferrer">');
+    expect(html).not.toContain("<img");
+    expect(html).toContain("<pre><code");
+  });
+
   test.each([
     ["<b onmouseover=x>hi</b>", "&lt;b onmouseover=x&gt;hi&lt;/b&gt;"],
     ["<script>alert(1)</script>", "&lt;script&gt;"],
