@@ -35,17 +35,22 @@ export interface Exchange {
 
 /** `http://user:secret@host/x` as a request target must not put the secret in a log. */
 export function redactTarget(target: string): string {
+  if (target.startsWith("/")) return target; // origin-form, the usual: no authority, no userinfo
   return target.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1");
 }
 
-function headerValue(headers: unknown, name: string): string | undefined {
+/** Content-Encoding from writeHead's headers argument (an object, or a flat [name, value, ...] array). */
+function contentEncoding(headers: unknown): string | undefined {
   if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+    for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === "content-encoding") return String(headers[i + 1]);
     return undefined;
   }
-  if (headers && typeof headers === "object") {
-    for (const [key, value] of Object.entries(headers as OutgoingHttpHeaders)) if (key.toLowerCase() === name) return String(value);
-  }
+  if (!headers || typeof headers !== "object") return undefined;
+  // The two spellings the senders use, before a look at every header.
+  const h = headers as OutgoingHttpHeaders;
+  const direct = h["content-encoding"] ?? h["Content-Encoding"];
+  if (direct !== undefined) return String(direct);
+  for (const [key, value] of Object.entries(h)) if (key.toLowerCase() === "content-encoding") return String(value);
   return undefined;
 }
 
@@ -63,7 +68,7 @@ export function track(req: IncomingMessage, res: ServerResponse, trace: RequestT
     else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
   };
   res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    encoding = headerValue(args.at(-1), "content-encoding");
+    encoding = contentEncoding(args.at(-1));
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as ServerResponse["writeHead"];
   res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
@@ -92,6 +97,9 @@ export function track(req: IncomingMessage, res: ServerResponse, trace: RequestT
 
 export type LogFormat = "text" | "json";
 
+/** What would let a logged path forge a line or a field: escaped (JSON style) when present. */
+const UNSAFE = /["\\\u0000-\u001f\u007f]/;
+
 /**
  * The access log: one line per request. Authorization and URL userinfo never appear; the store
  * time and cache outcome tell a slow download from a slow client.
@@ -115,7 +123,7 @@ export function accessLog(format: LogFormat, write: (line: string) => void = bat
     write(
       format === "json"
         ? `${JSON.stringify(entry)}\n`
-        : `${entry.time} ${entry.remote} "${entry.method} ${JSON.stringify(entry.path).slice(1, -1)}" ${entry.status} ${entry.bytes} ${entry.durationMs}ms store=${entry.storeMs}ms cache=${entry.cache} id=${entry.requestId} ${JSON.stringify(entry.userAgent)}\n`,
+        : `${entry.time} ${entry.remote} "${entry.method} ${UNSAFE.test(entry.path) ? JSON.stringify(entry.path).slice(1, -1) : entry.path}" ${entry.status} ${entry.bytes} ${entry.durationMs}ms store=${entry.storeMs}ms cache=${entry.cache} id=${entry.requestId} ${JSON.stringify(entry.userAgent)}\n`,
     );
   };
 }
