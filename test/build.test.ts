@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
 import { buildExample, EXAMPLE_STORE, EXAMPLES } from "../scripts/examples.ts";
-import { request } from "./support/http.ts";
+import { expectServesExamples } from "./support/http.ts";
 import { ROOT, startNode } from "./support/targets.ts";
 
 const run = promisify(execFile);
@@ -40,10 +40,7 @@ describe("the quick start on the machine's own Node", () => {
     const server = await startNode("quick start", {}, undefined, node);
     try {
       expect(server.output()).toContain(`Node ${version.trim().slice(1)}`);
-      expect((await request(`${server.url}/healthz`)).status).toBe(200);
-      const plugin = await request(`${server.url}/plugins/hello-world/1.0.0/plugin.wasm`);
-      expect(plugin.status).toBe(200);
-      expect(plugin.body.subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
+      await expectServesExamples(server.url);
     } finally {
       await server.stop();
     }

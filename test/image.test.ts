@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, test } from "vitest";
-import { request } from "./support/http.ts";
+import { expectServesExamples, request } from "./support/http.ts";
 import { ROOT, START_FLAGS, startNode } from "./support/targets.ts";
 
 /**
@@ -96,10 +96,7 @@ describe("Dockerfile", () => {
     const server = await startNode("image", { ...runtime.env, PORT: "0", HOST: "127.0.0.1" }, runtime.dir);
     try {
       expect((await request(`${server.url}/`)).status).toBe(200);
-      expect((await request(`${server.url}/healthz`)).status).toBe(200);
-      const plugin = await request(`${server.url}/plugins/hello-world/1.0.0/plugin.wasm`);
-      expect(plugin.status).toBe(200);
-      expect(plugin.body.subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
+      await expectServesExamples(server.url);
     } finally {
       await server.stop();
     }

@@ -26,14 +26,20 @@ const tools = inject("registryTools");
 const WASM = wasmModule(40_000, 77);
 type Fault = "reset" | "truncate" | "corrupt" | "trickle" | undefined;
 
+/** A registry holding one plugin, plugins/x:1.0.0, with WASM as its module. */
+async function registryWithPlugin(): Promise<Registry> {
+  const registry = await startRegistry();
+  const dir = await mkdtemp(path.join(tmpdir(), "layout-"));
+  const artifact = orasPlugin(WASM);
+  await writeOciLayout(dir, "1.0.0", artifact.manifest, artifact.blobs);
+  await push(`oci:${dir}:1.0.0`, registry, "plugins/x:1.0.0");
+  return registry;
+}
+
 describe.skipIf(!tools)("uploader against a misbehaving registry", () => {
   let registry: Registry;
   beforeAll(async () => {
-    registry = await startRegistry();
-    const dir = await mkdtemp(path.join(tmpdir(), "layout-"));
-    const artifact = orasPlugin(WASM);
-    await writeOciLayout(dir, "1.0.0", artifact.manifest, artifact.blobs);
-    await push(`oci:${dir}:1.0.0`, registry, "plugins/x:1.0.0");
+    registry = await registryWithPlugin();
   });
   afterAll(() => registry?.stop());
 
@@ -117,11 +123,7 @@ describe.skipIf(!tools)("uploader against a misbehaving registry", () => {
 describe.skipIf(!tools)("uploader behind an egress proxy", () => {
   let registry: Registry;
   beforeAll(async () => {
-    registry = await startRegistry();
-    const dir = await mkdtemp(path.join(tmpdir(), "layout-"));
-    const artifact = orasPlugin(WASM);
-    await writeOciLayout(dir, "1.0.0", artifact.manifest, artifact.blobs);
-    await push(`oci:${dir}:1.0.0`, registry, "plugins/x:1.0.0");
+    registry = await registryWithPlugin();
   });
   afterAll(() => registry?.stop());
 

@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { expect } from "vitest";
 
 export interface RawResponse {
   readonly status: number;
@@ -33,4 +34,12 @@ export function request(
     req.setTimeout(15_000, () => req.destroy(new Error(`timeout: ${url}`)));
     req.end();
   });
+}
+
+/** The embedded example store answers: health, and hello-world as WebAssembly. */
+export async function expectServesExamples(base: string): Promise<void> {
+  expect((await request(`${base}/healthz`)).status).toBe(200);
+  const plugin = await request(`${base}/plugins/hello-world/1.0.0/plugin.wasm`);
+  expect(plugin.status).toBe(200);
+  expect(plugin.body.subarray(0, 4)).toEqual(Buffer.from([0, 0x61, 0x73, 0x6d]));
 }
