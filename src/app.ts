@@ -42,6 +42,11 @@ export interface AppOptions {
 
 export type AppEnv = { Variables: { requestId: string } };
 
+/** The env an entry passes to app.fetch when it ran the access guard itself (the worker does, before its edge cache). */
+export interface AccessChecked {
+  readonly accessChecked: true;
+}
+
 export const DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable";
 export const DEFAULT_ALIAS_CACHE_CONTROL = "public, max-age=300";
 const ALLOWED_METHODS = ["GET", "HEAD"] as const;
@@ -71,7 +76,9 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     const method = c.req.method;
     if (method !== "GET" && method !== "HEAD") throw new MethodNotAllowedError(method, ALLOWED_METHODS);
     const pathname = restricted ? new URL(c.req.url).pathname : "";
-    if (restricted) await guard(access, { pathname, authorization: c.req.header("authorization"), client: options.clientAddress?.(c) });
+    if (restricted && !(c.env as AccessChecked | undefined)?.accessChecked) {
+      await guard(access, { pathname, authorization: c.req.header("authorization"), client: options.clientAddress?.(c) });
+    }
     // For what the handlers build with `c`; plugin file replies carry them themselves (touching
     // c.res afterwards would turn every response's headers into a Headers object).
     c.header("X-Content-Type-Options", "nosniff");

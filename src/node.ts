@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { getRequestListener } from "@hono/node-server";
-import { clientAddress } from "./access/addresses.ts";
+import { forwardedClient } from "./access/addresses.ts";
 import { createApp } from "./app.ts";
 import { StoreUnavailableError } from "./core/errors.ts";
 import { PLUGINS } from "./core/layout.ts";
@@ -158,6 +158,7 @@ async function main(): Promise<void> {
   const trusted = config.access.trustedProxies;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const peer = req.socket.remoteAddress;
+    // Headers a client could forge are read only from a trusted proxy (and not at all without one).
     const fromProxy = trusted?.contains(peer) ?? false;
     const header = (name: string) => {
       const value = req.headers[name];
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
     };
     const trace: RequestTrace = {
       id: requestId(fromProxy ? header("x-request-id") : undefined),
-      client: clientAddress(peer, header("x-forwarded-for"), trusted),
+      client: fromProxy ? forwardedClient(peer, header("x-forwarded-for"), trusted!) : peer,
       storeSeconds: 0,
       storeCalls: 0,
       cache: undefined,

@@ -1,7 +1,7 @@
 import type { ExportedHandler, Response as WorkerResponse } from "@cloudflare/workers-types/index.ts";
 import { guard, unrestricted } from "./access/guard.ts";
 import { accessSettings, type AccessSettings, type Source } from "./access/settings.ts";
-import { createApp } from "./app.ts";
+import { createApp, type AccessChecked } from "./app.ts";
 import { requestId } from "./core/request-id.ts";
 import { R2Store, type R2BucketLike } from "./storage/r2.ts";
 import { normalisePrefix } from "./storage/store.ts";
@@ -95,7 +95,8 @@ async function handle(request: Request, env: Env, ctx: WaitUntil): Promise<Respo
     if (!allowed) return app.fetch(r);
   }
   return withEdgeCache(r, edgeCache(), ctx, async (req) => {
-    const response = await app.fetch(req);
+    // Checked above when restricted: the app need not check again.
+    const response = await app.fetch(req, { accessChecked: true } satisfies AccessChecked);
     return respond(response.body, response.status, response.headers); // plugin.wasm.gz goes out as stored
   }, { checked: !!access.auth });
 }

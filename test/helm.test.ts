@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -339,7 +339,7 @@ describe.skipIf(!helm)("Helm chart", () => {
     const exprs: string[] = dashboard.panels.flatMap((p: any) => p.targets.map((t: any) => t.expr));
     expect(exprs.length).toBeGreaterThanOrEqual(10);
     const used = new Set(exprs.flatMap((e) => e.match(/\b(plugin_server_[a-z_]+|process_[a-z_]+)/g) ?? []));
-    const exported = (await import("node:fs")).readFileSync(path.join(ROOT, "src/node/metrics.ts"), "utf8");
+    const exported = await readFile(path.join(ROOT, "src/node/metrics.ts"), "utf8");
     for (const name of used) {
       const family = name.replace(/_(bucket|sum|count)$/, "");
       const known = family.startsWith("process_") || exported.includes(`\${PREFIX}${family.slice("plugin_server_".length)}`);

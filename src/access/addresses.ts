@@ -52,7 +52,12 @@ function parseAddress(text: string | undefined): ipaddr.IPv4 | ipaddr.IPv6 | und
  * trusted proxy is the first one nobody we trust could have forged.
  */
 export function clientAddress(peer: string | undefined, forwardedFor: string | undefined, trusted: AddressList | undefined): string | undefined {
-  if (!trusted || !forwardedFor || !trusted.contains(peer)) return peer;
+  return trusted?.contains(peer) ? forwardedClient(peer, forwardedFor, trusted) : peer;
+}
+
+/** clientAddress for a peer already known to be a trusted proxy. */
+export function forwardedClient(peer: string | undefined, forwardedFor: string | undefined, trusted: AddressList): string | undefined {
+  if (!forwardedFor) return peer;
   const hops = forwardedFor.split(",").map((hop) => hop.trim());
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hops[i]!;
