@@ -44,14 +44,14 @@ export function serverMetrics(sources: MetricsSources): ServerMetrics {
     registers,
   }).set({ version: sources.version, node: process.versions.node }, 1);
 
-  const requests = tally(registry, "counter", `${PREFIX}http_requests_total`, "Requests answered, by route kind, status class and content encoding.");
-  const responseBytes = tally(registry, "counter", `${PREFIX}http_response_bytes_total`, "Body bytes sent (what really left: an aborted download counts what it got).");
+  const requests = tally(registry, `${PREFIX}http_requests_total`, "Requests answered, by route kind, status class and content encoding.");
+  const responseBytes = tally(registry, `${PREFIX}http_response_bytes_total`, "Body bytes sent (what really left: an aborted download counts what it got).");
   const duration = histogram(registry, `${PREFIX}http_request_duration_seconds`, "Request start to the last byte sent.", [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
   let inFlight = 0;
   new Gauge({ name: `${PREFIX}http_requests_in_flight`, help: "Requests being answered now.", registers, collect() { this.set(inFlight); } });
-  const storeCalls = tally(registry, "counter", `${PREFIX}store_operations_total`, "Calls to the object store (each retry counts), by operation and outcome.");
+  const storeCalls = tally(registry, `${PREFIX}store_operations_total`, "Calls to the object store (each retry counts), by operation and outcome.");
   const storeLatency = histogram(registry, `${PREFIX}store_operation_duration_seconds`, "Time the object store took to answer a call (to the first byte of a body).", [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
-  const cacheLookups = tally(registry, "counter", `${PREFIX}cache_lookups_total`, "Object reads by how the caches answered: hit (memory), shared (waited for another request's load), miss, bypass (too large for memory), disk (a disk copy).");
+  const cacheLookups = tally(registry, `${PREFIX}cache_lookups_total`, "Object reads by how the caches answered: hit (memory), shared (waited for another request's load), miss, bypass (too large for memory), disk (a disk copy).");
   const evictions = new Counter({ name: `${PREFIX}cache_evictions_total`, help: "Objects pushed out of the memory cache to make room.", registers });
   if (sources.cacheBytes) {
     const bytes = sources.cacheBytes;
@@ -104,11 +104,11 @@ type Labels = Record<string, string>;
  * own metrics hash their labels on every call (measured: 13% of a small request's CPU). The
  * registry formats them at scrape time like its own.
  */
-function tally(registry: Registry, type: "counter", name: string, help: string) {
+function tally(registry: Registry, name: string, help: string) {
   const series = new Map<string, { labels: Labels; value: number }>();
   registry.registerMetric({
     name,
-    get: async () => ({ name, help, type, aggregator: "sum", values: [...series.values()].map(({ labels, value }) => ({ labels, value })) }),
+    get: async () => ({ name, help, type: "counter", aggregator: "sum", values: [...series.values()].map(({ labels, value }) => ({ labels, value })) }),
     reset: () => series.clear(),
   } as unknown as Parameters<Registry["registerMetric"]>[0]);
   return {
