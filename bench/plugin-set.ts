@@ -12,26 +12,28 @@ export const SIZES_MB = [
   5.6, 5.9, 6.2, 6.5, 6.8, 7.2, 7.6, 8.0, 8.5, 9.0, 9.6, 10.3, 11.2, 12.2, 13.4, 15.0, 17.5, 23.0,
 ];
 
+export const goWasm = async () => readFile(createRequire(import.meta.url).resolve("esbuild-wasm/esbuild.wasm"));
+
+/** A valid module of `mb` megabytes of Go-built wasm bytes, starting at an offset chosen by `seed`. */
+export function goModule(go: Uint8Array, mb: number, seed: number): Uint8Array {
+  const size = Math.round(mb * 1_000_000);
+  const name = new TextEncoder().encode("go.code");
+  const content = [...leb128(name.length), ...name];
+  const header = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x00, ...leb128(content.length + size), ...content]);
+  const wasm = new Uint8Array(header.length + size);
+  wasm.set(header);
+  let at = header.length;
+  let offset = (seed * 7_919_993) % go.length;
+  while (at < wasm.length) {
+    const n = Math.min(wasm.length - at, go.length - offset);
+    wasm.set(go.subarray(offset, offset + n), at);
+    at += n;
+    offset = 0;
+  }
+  return wasm;
+}
+
 export async function pluginSet(): Promise<{ name: string; wasm: Uint8Array }[]> {
-  const go = await readFile(createRequire(import.meta.url).resolve("esbuild-wasm/esbuild.wasm"));
-  return SIZES_MB.map((mb, i) => {
-    const size = Math.round(mb * 1_000_000);
-    const name = new TextEncoder().encode("go.code");
-    const payload = new Uint8Array(size);
-    let at = 0;
-    let offset = (i * 7_919_993) % go.length;
-    while (at < size) {
-      const n = Math.min(size - at, go.length - offset);
-      payload.set(go.subarray(offset, offset + n), at);
-      at += n;
-      offset = 0;
-    }
-    const content = [...leb128(name.length), ...name];
-    const sectionSize = leb128(content.length + size);
-    const header = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x00, ...sectionSize, ...content]);
-    const wasm = new Uint8Array(header.length + size);
-    wasm.set(header);
-    wasm.set(payload, header.length);
-    return { name: `plugin-${String(i + 1).padStart(2, "0")}`, wasm };
-  });
+  const go = await goWasm();
+  return SIZES_MB.map((mb, i) => ({ name: `plugin-${String(i + 1).padStart(2, "0")}`, wasm: goModule(go, mb, i) }));
 }

@@ -27,6 +27,7 @@ import { runPipeline } from "../uploader/pipeline.ts";
 import { cpuSeconds, peakRssMiB } from "../test/support/process.ts";
 import { faultProxy, freePort } from "../test/support/net.ts";
 import { pluginSet, SIZES_MB } from "./plugin-set.ts";
+import { benchUploader, type S3Target, uploaderRows } from "./uploader.ts";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -124,9 +125,30 @@ try {
   burstBinary = path.join(work, "burst");
   await run("go", ["build", "-o", burstBinary, "."], { cwd: path.join(ROOT, "bench/burst"), env: { ...process.env, GO111MODULE: "off", GOCACHE: path.join(work, "gocache") } });
 
-  // The plugin set, published through the uploader: to a file store and to S3.
-  log("building the plugin set and publishing it with the uploader");
+  let s3: S3Target;
+  if (process.env.BENCH_S3_ENDPOINT) {
+    s3 = { endpoint: process.env.BENCH_S3_ENDPOINT, accessKeyId: process.env.BENCH_S3_ACCESS_KEY_ID ?? "RGWACCESSKEY", secretAccessKey: process.env.BENCH_S3_SECRET_ACCESS_KEY ?? "RGWSECRETKEY" };
+  } else {
+    const port = await freePort();
+    // memstore holds everything in memory: room for the set and its gzip variants, twice.
+    const env = { ...process.env, C: path.join(work, "rgw"), PORT: String(port), MON_PORT: String(await freePort()), MEMSTORE_BYTES: String(2 << 30) };
+    await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
+    cleanups.push(() => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env }));
+    s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
+  }
+
+  // BENCH_ONLY=bursts: the warm bursts alone; BENCH_ONLY=uploader: the uploader alone (quick rounds).
+  const only = process.env.BENCH_ONLY;
   const plugins = await pluginSet();
+  log("uploader beside the reference build step");
+  const uploader = await benchUploader(work, plugins, s3, log);
+  if (only === "uploader") {
+    console.log(uploaderRows(uploader).map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n"));
+    throw new Done();
+  }
+
+  // The plugin set, published through the uploader: to a file store and to S3.
+  log("publishing the plugin set with the uploader");
   const tree = path.join(work, "tree");
   for (const p of plugins) {
     await mkdir(path.join(tree, p.name, "2.0.0"), { recursive: true });
@@ -144,17 +166,6 @@ try {
   const fileStoreDir = path.join(work, "store");
   const publishFileMs = await publish(new FileStore(fileStoreDir));
 
-  let s3: { endpoint: string; accessKeyId: string; secretAccessKey: string };
-  if (process.env.BENCH_S3_ENDPOINT) {
-    s3 = { endpoint: process.env.BENCH_S3_ENDPOINT, accessKeyId: process.env.BENCH_S3_ACCESS_KEY_ID ?? "RGWACCESSKEY", secretAccessKey: process.env.BENCH_S3_SECRET_ACCESS_KEY ?? "RGWSECRETKEY" };
-  } else {
-    const port = await freePort();
-    // memstore holds everything in memory: room for the set and its gzip variants, twice.
-    const env = { ...process.env, C: path.join(work, "rgw"), PORT: String(port), MON_PORT: String(await freePort()), MEMSTORE_BYTES: String(2 << 30) };
-    await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
-    cleanups.push(() => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env }));
-    s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
-  }
   const bucket = `bench-${Date.now().toString(36)}`;
   const s3Store = new S3Store({ bucket, prefix: "", endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
   await s3Store.ensureBucket();
@@ -224,8 +235,6 @@ http {
   const s3Env = { STORE: `s3://${bucket}`, S3_ENDPOINT: proxy.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
   const cacheDir = (n: number) => path.join(work, `disk-cache-${n}`);
 
-  // BENCH_ONLY=bursts: the warm bursts alone, for quick rounds while working on the serving path.
-  const only = process.env.BENCH_ONLY;
   // Cold S3: one gateway's first pass (identity), then, on a fresh server, a cold burst of every gateway at once.
   log("cold passes through S3");
   let s3Server = await ours("ours, S3 store", { ...s3Env, CACHE_DIR: cacheDir(1) });
@@ -317,6 +326,8 @@ http {
   const w = steady[worker.name]!;
   row("worker on workerd, local R2: warm req/s, median plugin", "measured", `gzip ${f(w["median plugin, gzip"]!.rps, 0)}, identity ${f(w["median plugin, identity"]!.rps, 0)} (ours, file store: ${f(steady[file.name]!["median plugin, gzip"]!.rps, 0)} / ${f(steady[file.name]!["median plugin, identity"]!.rps, 0)})`, true);
 
+  for (const r of uploaderRows(uploader)) row(...r);
+
   const totalMb = SIZES_MB.reduce((a, b) => a + b, 0);
   console.log(`Plugin set: ${plugins.length} modules, ${totalMb.toFixed(0)} MB, median 5 MB (Go-built wasm bytes). Bursts: ${CLIENTS} clients x ${plugins.length} plugins at once (Go net/http). wrk: ${CONNECTIONS} connections, ${DURATION} s. Servers on core 0, clients on core 1.\n`);
   console.log("| scenario | target | this run | |");
@@ -336,7 +347,7 @@ http {
   await mkdir(path.join(ROOT, "reports"), { recursive: true });
   await writeFile(
     path.join(ROOT, "reports/bench.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, steady, targets: rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, uploader, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, steady, targets: rows }, null, 2)}\n`,
   );
   const errors = [coldPassOurs, coldPassNginx, coldBurst, ...Object.values(bursts).flatMap((b) => [b.gzip, b.identity])].filter((b) => b.errors > 0);
   if (errors.length > 0) {

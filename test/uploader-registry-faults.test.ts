@@ -101,6 +101,23 @@ describe.skipIf(!tools)("uploader against a misbehaving registry", () => {
     expect(f.blobs()).toBeGreaterThan(2);
   });
 
+  // The official format's fourth blob is plugin.tar.gz, which is gunzipped and untarred as it arrives.
+  test("a module layer cut off mid-stream is fetched again from the start; a corrupt one is refused by its digest, not by gunzip", async () => {
+    const cut = await front((n) => (n === 4 ? "truncate" : n === 5 ? "reset" : undefined));
+    const retried = await run(cut.host);
+    await cut.stop();
+    expect(retried.report.failed).toBe(0);
+    expect(cut.blobs()).toBe(6);
+    expect(sha256(await readBytes((await retried.store.get("plugins/x/1.0.0/plugin.wasm"))!))).toBe(sha256(WASM));
+
+    const corrupt = await front((n) => (n >= 4 ? "corrupt" : undefined));
+    const refused = await run(corrupt.host);
+    await corrupt.stop();
+    expect(refused.report.versions[0]!.error).toMatch(/blob sha256:[0-9a-f]{64} of .* does not verify/);
+    expect(corrupt.blobs()).toBe(4); // a digest mismatch is not retried
+    expect(await readdir(refused.dir).catch(() => [])).not.toContain("plugins");
+  });
+
   test("blob bytes that do not match their digest are refused: nothing is published", async () => {
     const f = await front(() => "corrupt");
     const { report, dir } = await run(f.host);

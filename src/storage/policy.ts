@@ -7,6 +7,7 @@ import {
   type GetOptions,
   type Listing,
   type ObjectInfo,
+  type PutOptions,
   type Store,
   type StoredObject,
   type WritableStore,
@@ -86,7 +87,7 @@ export class PolicyStore implements WritableStore {
     return this.#run(`list ${prefix}`, options, (signal) => this.#inner.list(prefix, { signal }));
   }
 
-  put(key: string, data: Uint8Array, options?: { readonly contentType?: string }): Promise<ObjectInfo> {
+  put(key: string, data: Uint8Array, options?: PutOptions): Promise<ObjectInfo> {
     // A whole-object PUT is idempotent: repeating it leaves the same object.
     return this.#run(`write ${key}`, {}, () => this.#writable().put(key, data, options));
   }

@@ -15,7 +15,7 @@ import {
 import { StoreUnavailableError } from "../core/errors.ts";
 import { formatRange, type ResolvedRange } from "../core/range.ts";
 import { Readable } from "node:stream";
-import { joinKey, readerStream, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
+import { joinKey, readerStream, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type PutOptions, type StoredObject, type WritableStore } from "./store.ts";
 
 /** The only module that imports the AWS SDK; the worker bundle never reaches it. */
 
@@ -172,7 +172,7 @@ export class S3Store implements WritableStore {
     return { prefixes, objects };
   }
 
-  async put(key: string, data: Uint8Array, options: { contentType?: string } = {}): Promise<ObjectInfo> {
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<ObjectInfo> {
     try {
       // A single PUT is atomic in S3: readers see the previous object until this one is complete.
       // Content-MD5 makes the store reject a body damaged on the way.
@@ -182,7 +182,7 @@ export class S3Store implements WritableStore {
           Key: this.#key(key),
           Body: data,
           ContentLength: data.byteLength,
-          ContentMD5: createHash("md5").update(data).digest("base64"),
+          ContentMD5: options.md5 ? Buffer.from(options.md5, "hex").toString("base64") : createHash("md5").update(data).digest("base64"),
           ...(options.contentType ? { ContentType: options.contentType } : {}),
         }),
       );

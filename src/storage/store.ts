@@ -28,9 +28,15 @@ export interface Store {
 /** A store the uploader can publish to. The server only ever reads. */
 export interface WritableStore extends Store {
   /** Writes an object whole; readers see the old object or the new one, never a part. */
-  put(key: string, data: Uint8Array, options?: { readonly contentType?: string }): Promise<ObjectInfo>;
+  put(key: string, data: Uint8Array, options?: PutOptions): Promise<ObjectInfo>;
   /** Removes an object; no error if it is already gone. */
   delete(key: string): Promise<void>;
+}
+
+export interface PutOptions {
+  readonly contentType?: string;
+  /** The MD5 of `data` (hex) when the caller has it already: a backend that sends one need not hash the bytes again. */
+  readonly md5?: string;
 }
 
 export interface ObjectInfo {

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { PassThrough, type Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegistryError } from "../errors.ts";
 import { basicAuth, parseChallenge, type Credentials } from "./auth.ts";
@@ -75,24 +77,71 @@ export class RegistryClient {
     return { bytes, digest, mediaType };
   }
 
-  /** A blob, streamed and verified against its descriptor's digest and size. */
-  async blob(ref: ImageReference, descriptor: Descriptor, maxBytes: number): Promise<Uint8Array> {
+  /** A small blob (a README, a spec), read whole and verified against its descriptor. */
+  blob(ref: ImageReference, descriptor: Descriptor, maxBytes: number): Promise<Uint8Array> {
+    return this.blobStream(ref, descriptor, maxBytes, async (body) => Buffer.concat(await body.toArray(), descriptor.size));
+  }
+
+  /**
+   * A blob streamed through `consume` (never held whole unless `consume` does), verified against
+   * its descriptor: what `consume` returns is handed back only once every byte has arrived and the
+   * sha256 and size match. A body cut short (a reset, a truncated answer) is fetched again from
+   * the start; bytes that do not match the digest are refused, and are named as the reason even
+   * when `consume` failed on them first (a corrupt layer is a digest problem, not a gzip one).
+   */
+  async blobStream<T>(ref: ImageReference, descriptor: Descriptor, maxBytes: number, consume: (body: Readable) => Promise<T>): Promise<T> {
     if (!/^sha256:[0-9a-f]{64}$/.test(descriptor.digest)) {
       throw new RegistryError(`blob digest ${descriptor.digest} is not a sha256 digest`);
     }
     if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0 || descriptor.size > maxBytes) {
       throw new RegistryError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${maxBytes} byte limit`);
     }
-    const res = await this.#request(ref, `blobs/${descriptor.digest}`, {});
-    // Never more than the descriptor says: a registry sending extra bytes is cut off, not buffered.
-    const bytes = await readBounded(res, descriptor.size, `blob ${descriptor.digest}`);
-    const actual = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-    if (actual !== descriptor.digest || bytes.length !== descriptor.size) {
-      throw new RegistryError(
-        `blob ${descriptor.digest} of ${formatReference(ref)} does not verify: got ${bytes.length} bytes with digest ${actual}`,
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.#request(ref, `blobs/${descriptor.digest}`, {});
+      const declared = Number(res.headers.get("content-length") ?? NaN);
+      if (declared > descriptor.size) {
+        await res.body?.cancel();
+        throw new RegistryError(`blob ${descriptor.digest} is ${declared} bytes, its descriptor says ${descriptor.size}`);
+      }
+      const hash = createHash("sha256");
+      let total = 0;
+      const body = new PassThrough({ highWaterMark: 1 << 20 });
+      // Once `consume` is done (or failed), the rest of the blob is only hashed.
+      let settled = false;
+      const consumed = consume(body).then(
+        (value) => ((settled = true), { value }),
+        (error: unknown) => ((settled = true), { error }),
       );
+      try {
+        for await (const chunk of res.body ?? []) {
+          // Never more than the descriptor says: a registry sending extra bytes is cut off, not buffered.
+          total += chunk.length;
+          if (total > descriptor.size) throw new RegistryError(`blob ${descriptor.digest} of ${formatReference(ref)} is longer than its descriptor's ${descriptor.size} bytes`);
+          hash.update(chunk);
+          if (!settled && !body.destroyed && !body.write(chunk)) await Promise.race([once(body, "drain").catch(() => {}), consumed]);
+        }
+        if (total < descriptor.size) throw new Error(`the answer ended after ${total} of ${descriptor.size} bytes`);
+      } catch (error) {
+        body.destroy();
+        await consumed;
+        if (error instanceof RegistryError || attempt >= this.#options.attempts) {
+          throw error instanceof RegistryError ? error : new RegistryError(`blob ${descriptor.digest} of ${formatReference(ref)}: ${(error as Error).message}`, undefined, { cause: error });
+        }
+        this.#log(`registry blob ${descriptor.digest} cut off after ${total} bytes (${(error as Error).message}); fetching it again`);
+        await sleep(this.#options.backoffMs * 2 ** (attempt - 1));
+        continue;
+      }
+      body.end();
+      const actual = `sha256:${hash.digest("hex")}`;
+      if (actual !== descriptor.digest || total !== descriptor.size) {
+        body.destroy();
+        await consumed;
+        throw new RegistryError(`blob ${descriptor.digest} of ${formatReference(ref)} does not verify: got ${total} bytes with digest ${actual}`);
+      }
+      const result = await consumed;
+      if ("error" in result) throw result.error;
+      return result.value;
     }
-    return bytes;
   }
 
   async #request(ref: ImageReference, path: string, headers: Record<string, string>): Promise<Response> {

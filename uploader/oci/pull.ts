@@ -1,7 +1,9 @@
-import { gunzipSync } from "node:zlib";
-import { readTar } from "../archive/tar.ts";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import tarStream from "tar-stream";
 import { isExtra, MAX_EXTRA_BYTES } from "../extras.ts";
-import { ArtifactError, RegistryError } from "../errors.ts";
+import { ArtifactError, RegistryError, UploaderError } from "../errors.ts";
 import { MAX_WASM_BYTES, validateWasm } from "../wasm.ts";
 import type { Descriptor, RegistryClient } from "./client.ts";
 import { DOCKER_LIST, OCI_INDEX, TAR_GZIP_LAYERS, TAR_LAYERS, TITLE, WASM_CONTENT_LAYER } from "./media-types.ts";
@@ -92,17 +94,54 @@ async function findWasm(client: RegistryClient, ref: ImageReference, manifest: I
 
   const tars = layers.filter((l) => TAR_GZIP_LAYERS.has(l.mediaType) || TAR_LAYERS.has(l.mediaType)).reverse();
   for (const layer of tars) {
-    const blob = await client.blob(ref, layer, MAX_WASM_BYTES);
-    let archive: Uint8Array;
-    try {
-      archive = TAR_GZIP_LAYERS.has(layer.mediaType) ? gunzipSync(blob, { maxOutputLength: MAX_WASM_BYTES + (1 << 20) }) : blob;
-    } catch (error) {
-      throw new ArtifactError(`layer ${layer.digest} of ${where} is not valid gzip: ${(error as Error).message}`);
-    }
-    const files = [...readTar(archive)].filter((e) => e.type === "file");
-    const found = files.find((e) => e.name.split("/").pop() === "plugin.wasm") ?? files.find((e) => e.name.endsWith(".wasm"));
-    if (found) return found.data;
+    // Layers are streamed (gunzip on libuv's pool, tar read as it arrives): only the module is kept.
+    const found = await client.blobStream(ref, layer, MAX_LAYER_BYTES, (body) => wasmFromTar(body, TAR_GZIP_LAYERS.has(layer.mediaType), `layer ${layer.digest} of ${where}`));
+    if (found) return found;
   }
   const types = [...new Set(layers.map((l) => l.mediaType))].join(", ");
   throw new ArtifactError(`${where} has no wasm: no wasm content layer and no plugin.wasm or *.wasm in its tar layers (layers: ${types})`);
+}
+
+/** A layer holds the module and little else; anything larger than this is not a plugin layer. */
+const MAX_LAYER_BYTES = MAX_WASM_BYTES + (16 << 20);
+
+/** `plugin.wasm` by base name, else the first `*.wasm`, from a (gzipped) tar stream, with every size bounded before it is allocated. */
+async function wasmFromTar(body: Readable, gzipped: boolean, what: string): Promise<Uint8Array | undefined> {
+  let found: { name: string; data: Uint8Array } | undefined;
+  let unpacked = 0;
+  const extract = tarStream.extract();
+  extract.on("entry", (header, entry, next) => {
+    // An entry is destroyed with the pipeline's error, which the pipeline reports.
+    entry.on("error", () => {});
+    unpacked += header.size ?? 0;
+    const name = header.name.split("/").pop() ?? "";
+    const wanted = header.type === "file" && name.endsWith(".wasm") && (name === "plugin.wasm" ? found?.name !== "plugin.wasm" : !found);
+    if (unpacked > MAX_LAYER_BYTES) {
+      entry.resume();
+      return next(new ArtifactError(`${what} unpacks to more than ${MAX_LAYER_BYTES} bytes`));
+    }
+    if (!wanted) {
+      entry.on("end", () => next());
+      return void entry.resume();
+    }
+    const data = Buffer.allocUnsafeSlow(header.size ?? 0); // filled entirely below, or the tar is refused
+    let at = 0;
+    entry.on("data", (chunk) => {
+      const bytes = chunk as Buffer;
+      data.set(bytes.subarray(0, data.length - at), at);
+      at += bytes.length;
+    });
+    entry.on("end", () => {
+      if (at !== data.length) return next(new ArtifactError(`${what}: ${header.name} ends after ${at} of ${data.length} bytes`));
+      found = { name, data };
+      next();
+    });
+  });
+  try {
+    await pipeline(gzipped ? [body, createGunzip({ chunkSize: 256 << 10 }), extract] : [body, extract]);
+  } catch (error) {
+    if (error instanceof UploaderError) throw error;
+    throw new ArtifactError(`${what} is not a valid ${gzipped ? "gzipped " : ""}tar: ${(error as Error).message}`);
+  }
+  return found?.data;
 }
