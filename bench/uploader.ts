@@ -42,7 +42,7 @@ export interface UploaderFigures {
   readonly plugins: number;
   readonly defaultVersions: number;
   readonly defaultMb: number;
-  readonly reference: { readonly ms: number };
+  readonly reference: { readonly ms: number; readonly bytes: number };
   readonly syncFile: UploaderRun;
   readonly syncS3: UploaderRun;
   readonly defaultFile: UploaderRun;
@@ -102,9 +102,8 @@ export async function benchUploader(
     const syncFile = await sync(properties, path.join(work, "uploader-store"));
     log(`sync to a file store: ${JSON.stringify(syncFile)}`);
     const bucket = `uploader-${Date.now().toString(36)}`;
-    const rgw = Number((await run("pgrep", ["-x", "radosgw"]).catch(() => ({ stdout: "" }))).stdout.split("\n")[0]) || undefined;
-    const rgwBefore = rgw ? cpuSeconds(rgw) : 0;
-    const syncS3 = { ...(await sync(properties, `s3://${bucket}`, "--s3-endpoint", s3.endpoint, "--s3-force-path-style", "true", "--create-bucket")), ...(rgw ? { storeCpu: cpuSeconds(rgw) - rgwBefore } : {}) };
+    const rgw = await radosgwClock();
+    const syncS3 = { ...(await sync(properties, `s3://${bucket}`, "--s3-endpoint", s3.endpoint, "--s3-force-path-style", "true", "--create-bucket")), ...rgw() };
     log(`sync to S3: ${JSON.stringify(syncS3)}`);
     await emptyBucket(s3, bucket);
     const defaultStore = path.join(work, "uploader-default-store");
@@ -112,6 +111,8 @@ export async function benchUploader(
     log(`default config to a file store: ${JSON.stringify(defaultFile)}`);
     const defaultNoop = await sync(mirrored, defaultStore);
     log(`default config again, nothing changed: ${JSON.stringify(defaultNoop)}`);
+    const setBytes = set.reduce((n, p) => n + p.wasm.length, 0);
+    if (reference.bytes !== setBytes) throw new Error(`reference build step extracted ${reference.bytes} bytes of wasm, expected ${setBytes}`);
     for (const [what, r, expected] of [["set to file", syncFile, set.length], ["set to S3", syncS3, set.length], ["default config", defaultFile, defaults.length]] as const) {
       if (r.published !== expected) throw new Error(`${what}: ${r.published} versions published, expected ${expected}`);
     }
@@ -123,10 +124,19 @@ export async function benchUploader(
   }
 }
 
+/** CPU seconds radosgw (on the same two cores) spends from now on, as `{ storeCpu }`; nothing when it runs elsewhere. */
+export async function radosgwClock(): Promise<() => { storeCpu?: number }> {
+  const pid = Number((await run("pgrep", ["-x", "radosgw"]).catch(() => ({ stdout: "" }))).stdout.split("\n")[0]);
+  if (!pid) return () => ({});
+  const before = cpuSeconds(pid);
+  return () => ({ storeCpu: cpuSeconds(pid) - before });
+}
+
 /** The reference image's build step, as its pull script does it with oras, here with skopeo: sequential, no upload. */
-async function referenceBuild(work: string, host: string, names: readonly string[]): Promise<{ ms: number }> {
+async function referenceBuild(work: string, host: string, names: readonly string[]): Promise<{ ms: number; bytes: number }> {
   const out = path.join(work, "reference-plugins");
   const started = Date.now();
+  let bytes = 0;
   for (const name of names) {
     const layout = path.join(work, "reference-layouts", name);
     await mkdir(layout, { recursive: true });
@@ -140,11 +150,12 @@ async function referenceBuild(work: string, host: string, names: readonly string
     await mkdir(dir, { recursive: true });
     await run("tar", ["-xzf", blob(layer.digest), "-C", dir]);
     const wasm = await readFile(path.join(dir, "plugin.wasm"));
+    bytes += wasm.length;
     const now = new Date().toISOString().replace("Z", "");
     const md5 = createHash("md5").update(wasm).digest("hex");
     await writeFile(path.join(dir, "metadata.txt"), `Plugin Name: ${name}\nSize: ${wasm.length} bytes\nLast Modified: ${now}\nCreated: ${now}\nMD5: ${md5}\n`);
   }
-  return { ms: Date.now() - started };
+  return { ms: Date.now() - started, bytes };
 }
 
 /** The CLI in its own process, with its peak RSS and CPU seconds reported at exit by a preloaded hook. */
