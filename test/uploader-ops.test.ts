@@ -7,6 +7,10 @@ import { expect, test } from "vitest";
 import { cli } from "./support/cli.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { ROOT } from "./support/targets.ts";
+import { renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
+import { FileStore } from "../src/storage/fs.ts";
+import { readBytes, type WritableStore } from "../src/storage/store.ts";
+import { publishVersion } from "../uploader/publish.ts";
 import { wasmModule } from "./support/wasm.ts";
 
 /** The operator commands against a real store directory: verify finds what is wrong, index repairs the index, list shows it all. */
@@ -80,6 +84,36 @@ test("two uploaders publishing the same plugins into one store at once: both exi
   const [a, b] = await Promise.all([cli(["import-dir", tree, "--to", store]), cli(["import-dir", tree, "--to", store])]);
   expect([a.code, b.code], `${a.stderr}\n${b.stderr}`).toEqual([0, 0]);
   expect((await cli(["verify", "--to", store])).stdout).toBe("6 versions checked, 0 problems\n");
+});
+
+// The interleaving that left metadata.txt behind metadata.json, played on purpose: A writes its
+// metadata.txt, B publishes the same module whole (its metadata.txt lands after A's), then A's
+// metadata.json lands last. metadata.txt must still render the metadata.json that stands.
+test("two publishers of one module, interleaved so the first one's metadata.json lands last: metadata.txt matches it", async () => {
+  const real = new FileStore(await mkdtemp(path.join(tmpdir(), "ops-interleaved-")));
+  const first = new Date("2026-01-01T00:00:00.000Z");
+  let secondDone!: () => void;
+  const secondFinished = new Promise<void>((resolve) => (secondDone = resolve));
+  const gated: WritableStore = {
+    description: real.description,
+    get: (key, options) => real.get(key, options),
+    head: (key) => real.head(key),
+    list: (prefix) => real.list(prefix),
+    delete: (key) => real.delete(key),
+    put: async (key, data) => {
+      if (key.endsWith("metadata.json") && new TextDecoder().decode(data).includes(first.toISOString())) await secondFinished;
+      return real.put(key, data);
+    },
+  };
+  const plugin = { name: "p", version: "1.0.0", wasm: wasmModule(4_000, 9), extras: new Map(), source: "test" };
+  const a = publishVersion(gated, plugin, { now: first });
+  await new Promise((resolve) => setTimeout(resolve, 200)); // A is waiting on its metadata.json
+  await publishVersion(real, plugin, { now: new Date("2026-01-02T00:00:00.000Z") });
+  secondDone();
+  await a;
+  const json = JSON.parse(new TextDecoder().decode(await readBytes((await real.get("plugins/p/1.0.0/metadata.json"))!))) as PluginMetadata;
+  expect(json.lastModified).toBe(first.toISOString());
+  expect(new TextDecoder().decode(await readBytes((await real.get("plugins/p/1.0.0/metadata.txt"))!))).toBe(renderMetadataText(json));
 });
 
 test("kill -9 at 20 moments of a run, each followed by another run: always consistent, and the end equals an uninterrupted run", { timeout: 120_000 }, async () => {

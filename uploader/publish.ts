@@ -100,17 +100,34 @@ export async function publishVersion(
     for (const [file, data] of plugin.extras) await put(file, data);
     await put(METADATA_TEXT, text(renderMetadataText(metadata)));
     await put(METADATA_JSON, text(`${JSON.stringify(metadata, null, 2)}\n`));
-    // A concurrent publisher of the same module may have written its metadata.json after ours:
-    // metadata.txt follows whichever one stands, so the two never disagree once both are done.
-    const standing = await storedMetadata(store, plugin.name, plugin.version);
-    if (standing && standing.sha256 === sha256 && standing.lastModified !== metadata.lastModified) {
-      await putVerified(store, key(METADATA_TEXT), text(renderMetadataText(standing)), { equivalent: sameModule });
-    }
+    await settleMetadataText(store, key(METADATA_TEXT), plugin.name, plugin.version, sha256, sameModule);
   } catch (error) {
     if (!existing) await rollBack(store, written);
     throw error;
   }
   return { status: "published", sha256, metadata };
+}
+
+/**
+ * Another publisher of the same module may be writing its own metadata at the same moment (the
+ * two differ in their timestamps only): metadata.txt must end up rendering whichever metadata.json
+ * stands. Each publisher renders what it reads and stops only when a fresh read after its write
+ * shows the same metadata.json; then the last write of metadata.txt by anyone rendered the last
+ * metadata.json, whatever the interleaving. (Writing ours, then checking once, is not enough:
+ * the other publisher's metadata.txt can land after ours while our metadata.json lands last.)
+ */
+async function settleMetadataText(store: WritableStore, key: string, name: string, version: string, sha256: string, sameModule: (back: Uint8Array) => boolean) {
+  let rendered: string | undefined;
+  for (let round = 0; round < 10; round++) {
+    const standing = await storedMetadata(store, name, version);
+    // Gone, or another module now: its publisher owns metadata.txt.
+    if (!standing || standing.sha256 !== sha256) return;
+    const wanted = renderMetadataText(standing);
+    if (wanted === rendered) return;
+    await putVerified(store, key, text(wanted), { equivalent: sameModule });
+    rendered = wanted;
+  }
+  throw new UploaderError(`${name} ${version}: metadata.json keeps changing under us (another uploader publishing it?); run again`);
 }
 
 /**
