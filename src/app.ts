@@ -2,17 +2,17 @@ import { Hono, type Context } from "hono";
 import { guard, privateCacheControl, unrestricted } from "./access/guard.ts";
 import type { AccessSettings } from "./access/settings.ts";
 import { parsePreconditions } from "./core/conditional.ts";
-import { BadRequestError, HttpError, MethodNotAllowedError, NotFoundError } from "./core/errors.ts";
+import { BadRequestError, MethodNotAllowedError, NotFoundError } from "./core/errors.ts";
 import { checkName } from "./core/names.ts";
 import { PLUGINS } from "./core/layout.ts";
 import { webHasher, type HasherFactory } from "./core/metadata.ts";
-import { prefersJson } from "./core/negotiate.ts";
 import { parsePluginPath } from "./core/paths.ts";
 import { requestId } from "./core/request-id.ts";
 import { routeKind } from "./core/routes.ts";
 import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
 import { derivedMetadataCache, servePluginFile } from "./http/plugin-file.ts";
-import { toResponse, type Sender } from "./http/reply.ts";
+import { errorReply, isServerError } from "./http/error-reply.ts";
+import { toResponse, type Reply, type Sender } from "./http/reply.ts";
 import { objectRequest } from "./http/serve-object.ts";
 import type { Store } from "./storage/store.ts";
 
@@ -38,6 +38,59 @@ export interface AppOptions {
   readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
   /** The request's id; defaults to a new UUID per request. An entry may take a trusted proxy's. */
   readonly requestId?: (c: Context) => string;
+  /** The plugin file handler, when the entry also calls it directly (the Node entry's fast path): one set of caches for both. */
+  readonly fileHandler?: FileHandler;
+}
+
+/** A plugin file request (GET or HEAD of /plugins/<name>/<version>/<file>), free of any runtime's request type. */
+export interface FileRequest {
+  readonly method: "GET" | "HEAD";
+  readonly pathname: string;
+  /** A request header by its lower-case name. */
+  header(name: string): string | undefined;
+  /** The client's address (X-Forwarded-For resolved from trusted proxies), for ALLOW_CIDRS. */
+  readonly client: string | undefined;
+  readonly id: string;
+  /** The caller ran the access guard already (the Hono middleware, the worker before its edge cache). */
+  readonly accessChecked?: boolean;
+}
+
+/** Answers a plugin file request with a reply, errors included (rendered as every route renders them). */
+export type FileHandler = (request: FileRequest) => Promise<Reply>;
+
+/**
+ * The plugin file route without Hono: access, path, conditionals, ranges, encoding, the store.
+ * It is most of the traffic (every gateway download, metadata.txt, 304s), so the Node entry calls
+ * it straight from its request listener; the app's route calls the same function.
+ */
+export function createFileHandler(options: Pick<AppOptions, "store" | "cacheControl" | "aliasCacheControl" | "hasher" | "access" | "logError">): FileHandler {
+  const { access } = options;
+  const restricted = !unrestricted(access);
+  const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
+  const aliasCacheControl = options.aliasCacheControl ?? DEFAULT_ALIAS_CACHE_CONTROL;
+  const files = {
+    store: options.store,
+    cacheControl: access?.auth ? privateCacheControl(cacheControl) : cacheControl,
+    aliasCacheControl: access?.auth ? privateCacheControl(aliasCacheControl) : aliasCacheControl,
+    hasher: options.hasher ?? webHasher,
+    derived: derivedMetadataCache(),
+  };
+  const logError = options.logError ?? ((error: unknown) => console.error(error));
+  return async (request) => {
+    try {
+      if (restricted && !request.accessChecked) {
+        await guard(access, { pathname: request.pathname, authorization: request.header("authorization"), client: request.client });
+      }
+      const path = parsePluginPath(request.pathname);
+      if (path.kind !== "file") throw new NotFoundError("not a plugin file path");
+      const conditions = parsePreconditions({ get: (name) => request.header(name) ?? null });
+      const reply = await servePluginFile(files, objectRequest(request.method, request.header, conditions), path.name, path.version, path.file);
+      return { ...reply, headers: { ...reply.headers, "X-Request-Id": request.id } };
+    } catch (error) {
+      if (isServerError(error)) logError(error);
+      return errorReply(error, request.header("accept"), request.id);
+    }
+  };
 }
 
 export type AppEnv = { Variables: { requestId: string } };
@@ -55,15 +108,7 @@ const ALLOWED_METHODS = ["GET", "HEAD"] as const;
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const { store, access } = options;
   const restricted = !unrestricted(access);
-  const cacheControl = options.cacheControl ?? DEFAULT_CACHE_CONTROL;
-  const aliasCacheControl = options.aliasCacheControl ?? DEFAULT_ALIAS_CACHE_CONTROL;
-  const files = {
-    store,
-    cacheControl: access?.auth ? privateCacheControl(cacheControl) : cacheControl,
-    aliasCacheControl: access?.auth ? privateCacheControl(aliasCacheControl) : aliasCacheControl,
-    hasher: options.hasher ?? webHasher,
-    derived: derivedMetadataCache(),
-  };
+  const serveFile = options.fileHandler ?? createFileHandler(options);
   const send = options.send ?? toResponse;
   const ready = options.ready ?? (async () => void (await store.list(PLUGINS)));
   const logError = options.logError ?? ((error: unknown) => console.error(error));
@@ -126,11 +171,16 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       case "version":
         return versionFiles(c, store, path.name, path.version);
       case "file": {
-        const method = c.req.method === "HEAD" ? "HEAD" : "GET";
         const headers = c.req.raw.headers;
-        const req = objectRequest(method, (name) => headers.get(name) ?? undefined, parsePreconditions(headers));
-        const reply = await servePluginFile(files, req, path.name, path.version, path.file);
-        return send({ ...reply, headers: { ...reply.headers, "X-Request-Id": c.get("requestId") } }, c.env);
+        const reply = await serveFile({
+          method: c.req.method === "HEAD" ? "HEAD" : "GET",
+          pathname: new URL(c.req.url).pathname,
+          header: (name) => headers.get(name) ?? undefined,
+          client: options.clientAddress?.(c),
+          id: c.get("requestId"),
+          accessChecked: true, // by the middleware
+        });
+        return send(reply, c.env);
       }
     }
   };
@@ -142,25 +192,9 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   });
 
   app.onError((error, c) => {
-    const known = error instanceof HttpError ? error : undefined;
-    if (!known || known.status >= 500) logError(error);
-    const status = known?.status ?? 500;
-    const message = known?.publicMessage ?? "internal error";
-    const json = prefersJson(c.req.header("accept"));
+    if (isServerError(error)) logError(error);
     // Set by the first middleware, unless it failed before (a request id of our own then).
-    const id = c.get("requestId") ?? requestId(undefined);
-    // A plain Response with plain headers: scanners make errors the commonest answer, and the Node
-    // adapter writes such a response in one call.
-    return new Response(json ? JSON.stringify({ error: { status, message, requestId: id, ...known?.details } }) : `${message}\nrequest id: ${id}\n`, {
-      status,
-      headers: {
-        "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-        "X-Request-Id": id,
-        ...known?.headers,
-      },
-    });
+    return toResponse(errorReply(error, c.req.header("accept"), c.get("requestId") ?? requestId(undefined)), undefined);
   });
 
   return app;

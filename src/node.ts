@@ -7,11 +7,12 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { getRequestListener } from "@hono/node-server";
 import { forwardedClient } from "./access/addresses.ts";
-import { createApp } from "./app.ts";
+import { createApp, createFileHandler } from "./app.ts";
 import { StoreUnavailableError } from "./core/errors.ts";
 import { PLUGINS } from "./core/layout.ts";
 import type { HasherFactory } from "./core/metadata.ts";
 import { requestId } from "./core/request-id.ts";
+import { isDownload, routeKind } from "./core/routes.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
 import { accessLog, track, traces, type RequestTrace } from "./node/exchange.ts";
 import { serverMetrics } from "./node/metrics.ts";
@@ -140,13 +141,17 @@ async function main(): Promise<void> {
     });
   }
 
-  const sender = nodeSender({ streamBudget: config.streamBudget });
-  const app = createApp({
+  const send = nodeSender({ streamBudget: config.streamBudget });
+  const serveFile = createFileHandler({
     store,
     cacheControl: config.cacheControl,
     aliasCacheControl: config.aliasCacheControl,
     hasher: nodeHasher,
-    send: sender,
+    access: config.access,
+  });
+  const app = createApp({
+    store,
+    fileHandler: serveFile,
     ready,
     access: config.access,
     clientAddress: () => traces.getStore()?.client,
@@ -176,6 +181,22 @@ async function main(): Promise<void> {
       log(exchange);
       metrics?.finished(exchange);
     });
+    // Plugin files (every gateway download, metadata.txt, revalidations) skip the Hono adapter:
+    // the same handler, called with the Node request as it is and answered straight on the socket.
+    const target = req.url ?? "/";
+    if ((req.method === "GET" || req.method === "HEAD") && target.startsWith("/plugins/")) {
+      const pathname = new URL(target, "http://localhost").pathname; // as the app sees it: dot segments resolved
+      if (isDownload(routeKind(pathname))) {
+        return traces.run(trace, () =>
+          serveFile({ method: req.method as "GET" | "HEAD", pathname, header, client: trace.client, id: trace.id })
+            .then((reply) => send(reply, res))
+            .catch((error: unknown) => {
+              console.error(error); // a reply Node refused to write (never expected): drop the connection, not the process
+              res.destroy();
+            }),
+        );
+      }
+    }
     return traces.run(trace, () => listener(req, res));
   };
   const server = createServer(handle);

@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -75,6 +76,54 @@ describe("configuration", () => {
     const server = await start(fileTarget(data.objects, { CACHE_CONTROL: "public, max-age=60" }));
     const res = await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`, { method: "HEAD" });
     expect(res.headers["cache-control"]).toBe("public, max-age=60");
+  });
+});
+
+describe("the plugin file fast path", () => {
+  // Origin-form targets under /plugins/ are answered by the file handler straight from Node's
+  // request listener; an absolute-form target takes the app's Hono route to the same handler.
+  // Both must answer byte for byte alike (but for the date and the request id).
+  const send = (port: number, target: string, method: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: "127.0.0.1", port, path: target, method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const { date: _date, "x-request-id": id, ...rest } = res.headers;
+          const body = Buffer.concat(chunks).toString("latin1").replaceAll(String(id), "<id>");
+          resolve({ status: res.statusCode ?? 0, headers: rest, body });
+        });
+      });
+      req.on("error", reject);
+      req.end();
+    });
+
+  test("answers exactly as the app's route does: bodies, HEAD, gzip, ranges, 304, 404, 400, JSON errors", async () => {
+    const server = await start(startNode("fast-path", {}));
+    const port = Number(new URL(server.url).port);
+    const wasm = "/plugins/hello-world/1.0.0/plugin.wasm";
+    const etag = (await request(`${server.url}${wasm}`)).headers.etag!;
+    const cases: [string, string, Record<string, string>][] = [
+      ["GET", wasm, {}],
+      ["HEAD", wasm, {}],
+      ["GET", wasm, { "accept-encoding": "gzip" }],
+      ["GET", wasm, { range: "bytes=0-9" }],
+      ["GET", wasm, { range: "bytes=999999-" }],
+      ["GET", wasm, { "if-none-match": etag }],
+      ["GET", "/plugins/hello-world/1.0.0/metadata.txt", {}],
+      ["GET", "/plugins/hello-world/1.0.0/nothing.txt", {}],
+      ["GET", "/plugins/hello-world/1.0.0/nothing.txt", { accept: "application/json" }],
+      ["GET", "/plugins/hello-world/9.9.9/plugin.wasm", {}],
+      ["GET", "/plugins/hello-world/1.0.0/%zz", {}],
+      ["GET", "/plugins/hello-world/1.0.0/../1.0.0/plugin.wasm", {}],
+    ];
+    for (const [method, target, headers] of cases) {
+      const fast = await send(port, target, method, headers);
+      const routed = await send(port, `http://127.0.0.1:${port}${target}`, method, headers);
+      expect(fast, `${method} ${target} ${JSON.stringify(headers)}`).toEqual(routed);
+    }
+    expect((await send(port, wasm, "GET", { range: "bytes=0-9" })).status).toBe(206);
+    expect((await send(port, "/plugins/hello-world/1.0.0/%zz", "GET", {})).status).toBe(400);
   });
 });
 

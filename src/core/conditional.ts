@@ -77,7 +77,7 @@ function defined<T extends object>(record: { [K in keyof T]: T[K] | undefined })
   return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as T;
 }
 
-export function parsePreconditions(headers: Headers): Preconditions {
+export function parsePreconditions(headers: { get(name: string): string | null }): Preconditions {
   return defined<Preconditions>({
     ifMatch: parseTagCondition(headers.get("if-match")),
     ifNoneMatch: parseTagCondition(headers.get("if-none-match")),

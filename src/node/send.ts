@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
-import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { isReader, toResponse, type Reply, type Sender } from "../http/reply.ts";
+import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { isReader, type Reply } from "../http/reply.ts";
 import type { ChunkReader } from "../storage/store.ts";
 
 /**
@@ -17,7 +18,10 @@ export interface NodeSenderOptions {
   readonly minChunk?: number;
 }
 
-export function nodeSender(options: NodeSenderOptions): Sender {
+/** Writes a reply to a Node response. */
+export type NodeSender = (reply: Reply, res: ServerResponse) => void;
+
+export function nodeSender(options: NodeSenderOptions): NodeSender {
   const maxChunk = options.maxChunk ?? 64 * 1024;
   const minChunk = options.minChunk ?? 16 * 1024;
   /** Bytes of send buffers downloads hold now. */
@@ -71,22 +75,25 @@ export function nodeSender(options: NodeSenderOptions): Sender {
     }
   }
 
-  const send = (reply: Reply, env: unknown): Response => {
-    const res = (env as { outgoing?: ServerResponse } | undefined)?.outgoing;
-    if (!res) return toResponse(reply, env);
+  return (reply, res) => {
     const { status, headers, body, release } = reply;
-    if (release) res.once("close", release);
+    if (release) res.once("close", release); // once the socket is done with the bytes, not before
     if (isReader(body)) {
       // A reader that sends more than Content-Length must fail the response, never desync the connection.
       res.strictContentLength = true;
       res.writeHead(status, headers);
       void pump(body, res);
-      return RESPONSE_ALREADY_SENT;
+    } else if (body instanceof ReadableStream) {
+      res.writeHead(status, headers);
+      Readable.fromWeb(body as NodeReadableStream<Uint8Array>).pipe(res);
+    } else if (body && headers["Content-Length"] === undefined && headers["content-length"] === undefined) {
+      // Bytes without a length of their own (an error body): given one, as a web Response gets it, not chunked.
+      res.writeHead(status, { ...headers, "Content-Length": String(body.byteLength) }).end(body);
+    } else {
+      // Headers and bytes in one write; HEAD answers keep their Content-Length and send no body.
+      res.writeHead(status, headers).end(body ?? undefined);
     }
-    // Bytes and null: the adapter writes a plain-headers Response with one end() call.
-    return new Response(body as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null, { status, headers });
   };
-  return send;
 }
 
 /** Resolves true once the socket has taken `chunk` (its buffer may be reused), false if the response is gone. */

@@ -62,18 +62,22 @@ export default async function setup(project: TestProject) {
       secretAccessKey: process.env.TEST_S3_SECRET_ACCESS_KEY ?? "RGWSECRETKEY",
     };
   } else if (has("radosgw")) {
-    const port = String(await freePort());
-    const dir = path.join(work, "rgw");
-    const env = { ...process.env, C: dir, PORT: port, MON_PORT: String(await freePort()) };
+    let port = "";
+    let dir = "";
+    let env: NodeJS.ProcessEnv = {};
     const down = () => run("bash", [path.join(ROOT, "scripts/s3-radosgw-down.sh")], { env });
     for (let attempt = 1; ; attempt++) {
+      // Fresh ports and a fresh directory each time: a daemon of a failed start may still hold the old ones.
+      port = String(await freePort());
+      dir = path.join(work, `rgw-${attempt}`);
+      env = { ...process.env, C: dir, PORT: port, MON_PORT: String(await freePort()) };
       try {
         await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
         break;
       } catch (error) {
         await down(); // leave no half-started daemons behind
         const logs = await run("sh", ["-c", `tail -n 5 ${dir}/log/*.log 2>/dev/null`]).then((r) => r.stdout, () => "");
-        if (attempt === 2) throw new Error(`radosgw did not start: ${(error as Error).message}\n${logs}`);
+        if (attempt === 3) throw new Error(`radosgw did not start: ${(error as Error).message}\n${logs}`);
         console.warn(`radosgw did not start, once more: ${(error as Error).message}\n${logs}`);
       }
     }
