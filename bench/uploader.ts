@@ -102,6 +102,12 @@ export async function benchUploader(
     const syncFile = await sync(properties, path.join(work, "uploader-store"));
     log(`sync to a file store: ${JSON.stringify(syncFile)}`);
     const bucket = `uploader-${Date.now().toString(36)}`;
+    // A fresh radosgw creates its data pools on the first writes (seconds of cluster set-up, not ours to time).
+    const warm = new S3Store({ bucket, prefix: "", endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: s3 });
+    await warm.ensureBucket();
+    await warm.put("warm-up", new Uint8Array(1 << 20));
+    await warm.delete("warm-up");
+    await warm.close();
     const rgw = await radosgwClock();
     const syncS3 = { ...(await sync(properties, `s3://${bucket}`, "--s3-endpoint", s3.endpoint, "--s3-force-path-style", "true", "--create-bucket")), ...rgw() };
     log(`sync to S3: ${JSON.stringify(syncS3)}`);

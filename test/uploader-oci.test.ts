@@ -6,14 +6,13 @@ import { FileStore } from "../src/storage/fs.ts";
 import { parseJsonConfig, parseProperties, type SyncPlan } from "../uploader/config.ts";
 import { sync } from "../uploader/sync.ts";
 import type { Report as SyncReport } from "../uploader/pipeline.ts";
-import { sha256 } from "./support/fixtures.ts";
+import { beforePuts, sha256 } from "./support/fixtures.ts";
 import { dockerImage, indexWithAttestation, orasPlugin, wasmArtifact, writeDirLayout, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startFlakyProxy, startRedirectingProxy, startRegistry, type Registry } from "./support/registry.ts";
 import { publishVersion } from "../uploader/publish.ts";
 import { RegistryClient } from "../uploader/oci/client.ts";
 import { pullPlugin } from "../uploader/oci/pull.ts";
 import { parseReference } from "../uploader/oci/reference.ts";
-import type { WritableStore } from "../src/storage/store.ts";
 import { wasmModule } from "./support/wasm.ts";
 
 /**
@@ -297,18 +296,10 @@ describe("publishing is all or nothing for a new version", () => {
   test("a store failing half-way leaves nothing of the new version behind", async () => {
     const real = await newStore();
     let puts = 0;
-    // A fake beside the real tests: the file store, failing on its third write.
-    const failing: WritableStore = {
-      description: real.description,
-      get: (key, options) => real.get(key, options),
-      head: (key) => real.head(key),
-      list: (prefix) => real.list(prefix),
-      delete: (key) => real.delete(key),
-      put: async (key, data) => {
-        if (++puts === 3) throw new Error("disk full");
-        return real.put(key, data);
-      },
-    };
+    // The file store, failing on its third write.
+    const failing = beforePuts(real, () => {
+      if (++puts === 3) throw new Error("disk full");
+    });
     const plugin = { name: "half", version: "1.0.0", wasm: WASM.oras, extras: new Map([["README.md", new TextEncoder().encode("# x")]]), source: "test" };
     await expect(publishVersion(failing, plugin)).rejects.toThrow("disk full");
     expect((await real.list("plugins/")).prefixes).toEqual([]);

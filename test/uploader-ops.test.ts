@@ -5,11 +5,11 @@ import path from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { expect, test } from "vitest";
 import { cli } from "./support/cli.ts";
-import { sha256 } from "./support/fixtures.ts";
+import { beforePuts, sha256 } from "./support/fixtures.ts";
 import { ROOT } from "./support/targets.ts";
 import { renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
 import { FileStore } from "../src/storage/fs.ts";
-import { readBytes, type WritableStore } from "../src/storage/store.ts";
+import { readBytes } from "../src/storage/store.ts";
 import { publishVersion } from "../uploader/publish.ts";
 import { wasmModule } from "./support/wasm.ts";
 
@@ -94,17 +94,9 @@ test("two publishers of one module, interleaved so the first one's metadata.json
   const first = new Date("2026-01-01T00:00:00.000Z");
   let secondDone!: () => void;
   const secondFinished = new Promise<void>((resolve) => (secondDone = resolve));
-  const gated: WritableStore = {
-    description: real.description,
-    get: (key, options) => real.get(key, options),
-    head: (key) => real.head(key),
-    list: (prefix) => real.list(prefix),
-    delete: (key) => real.delete(key),
-    put: async (key, data) => {
-      if (key.endsWith("metadata.json") && new TextDecoder().decode(data).includes(first.toISOString())) await secondFinished;
-      return real.put(key, data);
-    },
-  };
+  const gated = beforePuts(real, async (key, data) => {
+    if (key.endsWith("metadata.json") && new TextDecoder().decode(data).includes(first.toISOString())) await secondFinished;
+  });
   const plugin = { name: "p", version: "1.0.0", wasm: wasmModule(4_000, 9), extras: new Map(), source: "test" };
   const a = publishVersion(gated, plugin, { now: first });
   await new Promise((resolve) => setTimeout(resolve, 200)); // A is waiting on its metadata.json

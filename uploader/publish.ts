@@ -31,8 +31,8 @@ const text = (s: string) => new TextEncoder().encode(s);
 // Level 5: on Go-built plugin modules it makes files 1.4% larger than level 6 (0.274 against 0.270 of the
 // module; level 9 gains another 1%) for two thirds of the CPU (4.4 s against 6.4 s for the bench's 270 MB);
 // the gzip variant is most of the uploader's work. The asynchronous API runs in libuv's pool, so several
-// plugins compress at once. Output comes back in
-// 1 MiB pieces rather than 16 KiB ones: a few main-thread callbacks per module, not hundreds.
+// plugins compress at once; output comes back in 1 MiB pieces rather than 16 KiB ones (a few
+// main-thread callbacks per module, not hundreds).
 const gzip = (data: Uint8Array) => promisify(gzipCallback)(data, { level: 5, chunkSize: 1 << 20 });
 
 /** The metadata.json a store holds for a version, if it is one we wrote and can trust. */

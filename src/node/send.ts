@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { isReader, type Reply } from "../http/reply.ts";
 import type { ChunkReader } from "../storage/store.ts";
@@ -85,7 +85,8 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
       void pump(body, res);
     } else if (body instanceof ReadableStream) {
       res.writeHead(status, headers);
-      Readable.fromWeb(body as NodeReadableStream<Uint8Array>).pipe(res);
+      // A body failing mid-way cuts the connection: the client sees a short transfer and retries.
+      pipeline(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), res, (error) => error && res.destroy());
     } else if (body && headers["Content-Length"] === undefined && headers["content-length"] === undefined) {
       // Bytes without a length of their own (an error body): given one, as a web Response gets it, not chunked.
       res.writeHead(status, { ...headers, "Content-Length": String(body.byteLength) }).end(body);

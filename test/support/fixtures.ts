@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { buildExample } from "../../scripts/examples.ts";
+import type { WritableStore } from "../../src/storage/store.ts";
 import { wasmModule } from "./wasm.ts";
 
 /** The store content every target is seeded with, so one request matrix runs against all of them. */
@@ -62,4 +63,19 @@ export async function fixture(): Promise<Fixture> {
   objects.set("plugins/broken/1.0.0/plugin.wasm", PLAIN);
   objects.set("plugins/broken/aliases.json", text("{ not json"));
   return { objects, hello: hello.files.get("plugin.wasm")!, helloGzip: hello.files.get("plugin.wasm.gz")! };
+}
+
+/** A real store whose writes pass `before` first (which may wait, or throw to fail the write): a fake beside the real tests. */
+export function beforePuts(real: WritableStore, before: (key: string, data: Uint8Array) => Promise<void> | void): WritableStore {
+  return {
+    description: real.description,
+    get: (key, options) => real.get(key, options),
+    head: (key) => real.head(key),
+    list: (prefix) => real.list(prefix),
+    delete: (key) => real.delete(key),
+    put: async (key, data) => {
+      await before(key, data);
+      return real.put(key, data);
+    },
+  };
 }

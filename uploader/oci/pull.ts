@@ -124,6 +124,10 @@ async function wasmFromTar(body: Readable, gzipped: boolean, what: string): Prom
       entry.on("end", () => next());
       return void entry.resume();
     }
+    if ((header.size ?? 0) > MAX_WASM_BYTES) {
+      entry.resume();
+      return next(new ArtifactError(`${what}: ${header.name} is ${header.size} bytes; the gateway loads at most ${MAX_WASM_BYTES}`));
+    }
     const data = Buffer.allocUnsafeSlow(header.size ?? 0); // filled entirely below, or the tar is refused
     let at = 0;
     entry.on("data", (chunk) => {
