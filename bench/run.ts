@@ -140,7 +140,6 @@ try {
   // BENCH_ONLY=bursts: the warm bursts alone; BENCH_ONLY=uploader: the uploader alone (quick rounds).
   const only = process.env.BENCH_ONLY;
   const plugins = await pluginSet();
-  if (only !== "bursts") log("uploader beside the reference build step");
   const uploader = only === "bursts" ? undefined : await benchUploader(work, plugins, s3, log);
   if (uploader && only === "uploader") {
     console.log(uploaderRows(uploader).map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n"));

@@ -12,7 +12,7 @@ import { routeKind } from "./core/routes.ts";
 import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
 import { derivedMetadataCache, servePluginFile } from "./http/plugin-file.ts";
 import { errorReply, isServerError } from "./http/error-reply.ts";
-import { toResponse, type Reply, type Sender } from "./http/reply.ts";
+import { toResponse, type Reply } from "./http/reply.ts";
 import { objectRequest } from "./http/serve-object.ts";
 import type { Store } from "./storage/store.ts";
 
@@ -24,8 +24,6 @@ export interface AppOptions {
   readonly aliasCacheControl?: string;
   /** MD5 and SHA-256, for metadata derived on the fly; defaults to Web Crypto. */
   readonly hasher?: HasherFactory;
-  /** Turns a plugin file's reply into the runtime's response; defaults to a web Response. */
-  readonly send?: Sender;
   /** Resolves when the server can serve (its store answers); throws an HttpError when not. Defaults to listing the store. */
   readonly ready?: () => Promise<void>;
   /** Where errors of the server (5xx) go, with their details; defaults to console.error. */
@@ -75,7 +73,7 @@ export function createFileHandler(options: Pick<AppOptions, "store" | "cacheCont
     hasher: options.hasher ?? webHasher,
     derived: derivedMetadataCache(),
   };
-  const logError = options.logError ?? ((error: unknown) => console.error(error));
+  const logError = options.logError ?? logToConsole;
   return async (request) => {
     try {
       if (restricted && !request.accessChecked) {
@@ -100,6 +98,8 @@ export interface AccessChecked {
   readonly accessChecked: true;
 }
 
+const logToConsole = (error: unknown) => console.error(error);
+
 export const DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable";
 export const DEFAULT_ALIAS_CACHE_CONTROL = "public, max-age=300";
 const ALLOWED_METHODS = ["GET", "HEAD"] as const;
@@ -109,9 +109,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   const { store, access } = options;
   const restricted = !unrestricted(access);
   const serveFile = options.fileHandler ?? createFileHandler(options);
-  const send = options.send ?? toResponse;
   const ready = options.ready ?? (async () => void (await store.list(PLUGINS)));
-  const logError = options.logError ?? ((error: unknown) => console.error(error));
+  const logError = options.logError ?? logToConsole;
   const newId = options.requestId ?? (() => requestId(undefined));
   const app = new Hono<AppEnv>();
 
@@ -162,7 +161,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   }
 
   const plugins = async (c: Context) => {
-    const path = parsePluginPath(new URL(c.req.url).pathname);
+    const pathname = new URL(c.req.url).pathname;
+    const path = parsePluginPath(pathname);
     switch (path.kind) {
       case "index":
         return catalog(c, store);
@@ -174,13 +174,13 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
         const headers = c.req.raw.headers;
         const reply = await serveFile({
           method: c.req.method === "HEAD" ? "HEAD" : "GET",
-          pathname: new URL(c.req.url).pathname,
+          pathname,
           header: (name) => headers.get(name) ?? undefined,
           client: options.clientAddress?.(c),
           id: c.get("requestId"),
           accessChecked: true, // by the middleware
         });
-        return send(reply, c.env);
+        return toResponse(reply);
       }
     }
   };
@@ -194,7 +194,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   app.onError((error, c) => {
     if (isServerError(error)) logError(error);
     // Set by the first middleware, unless it failed before (a request id of our own then).
-    return toResponse(errorReply(error, c.req.header("accept"), c.get("requestId") ?? requestId(undefined)), undefined);
+    return toResponse(errorReply(error, c.req.header("accept"), c.get("requestId") ?? requestId(undefined)));
   });
 
   return app;

@@ -13,15 +13,13 @@ export interface Reply {
   readonly release?: () => void;
 }
 
-export type Sender = (reply: Reply, env: unknown) => Response;
-
 export function isReader(body: Reply["body"]): body is ChunkReader {
   return body !== null && !(body instanceof Uint8Array) && !(body instanceof ReadableStream);
 }
 
-/** The portable way: a web Response. */
-export const toResponse: Sender = ({ status, headers, body, release }) => {
+/** The portable way: a web Response (the Node entry writes plugin files to its socket instead). */
+export function toResponse({ status, headers, body, release }: Reply): Response {
   if (isReader(body)) return new Response(readerStream(body), { status, headers });
   release?.(); // bytes and streams need nothing given back once they are in a Response
   return new Response(body as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null, { status, headers });
-};
+}

@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
-import { gzipSync } from "node:zlib";
+import { createReadStream } from "node:fs";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, gzipSync } from "node:zlib";
+import tarStream from "tar-stream";
 import { buildExample } from "../../scripts/examples.ts";
 import type { WritableStore } from "../../src/storage/store.ts";
 import { wasmModule } from "./wasm.ts";
@@ -78,4 +81,20 @@ export function beforePuts(real: WritableStore, before: (key: string, data: Uint
       return real.put(key, data);
     },
   };
+}
+
+/** Every regular file of a .tar.gz, in order, as [name, bytes] (read with tar-stream, as the uploader reads bundles). */
+export async function tarGzEntries(file: string): Promise<[string, Uint8Array][]> {
+  const entries: [string, Uint8Array][] = [];
+  const extract = tarStream.extract();
+  extract.on("entry", (header, entry, next) => {
+    const chunks: Buffer[] = [];
+    entry.on("data", (c) => void chunks.push(c as Buffer));
+    entry.on("end", () => {
+      if (header.type === "file") entries.push([header.name, new Uint8Array(Buffer.concat(chunks))]);
+      next();
+    });
+  });
+  await pipeline(createReadStream(file), createGunzip(), extract);
+  return entries;
 }
