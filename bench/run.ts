@@ -24,7 +24,7 @@ import { S3Store } from "../src/storage/s3.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { localJobs } from "../uploader/local.ts";
 import { runPipeline } from "../uploader/pipeline.ts";
-import { cpuSeconds, peakRssMiB } from "../test/support/process.ts";
+import { cpuSeconds, peakRssMiB, threadCpuSeconds } from "../test/support/process.ts";
 import { faultProxy, freePort } from "../test/support/net.ts";
 import { pluginSet, SIZES_MB } from "./plugin-set.ts";
 import { benchUploader, radosgwClock, type S3Target, uploaderRows } from "./uploader.ts";
@@ -103,6 +103,11 @@ async function burst(server: Server, identity: boolean, clients = CLIENTS, list 
   return { ms: out.ms, errors: out.errors, cpu: cpu(server) - before, peakRss: peak(server), ...(out.firstError ? { firstError: out.firstError } : {}) };
 }
 
+/** CPU seconds per thread kind spent between two readings. */
+function threadDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] ?? 0)) * 100) / 100]).filter(([, v]) => (v as number) > 0));
+}
+
 class Done extends Error {}
 
 const work = await mkdtemp(path.join(tmpdir(), "plugin-bench-"));
@@ -137,10 +142,10 @@ try {
     s3 = { endpoint: `http://127.0.0.1:${port}`, accessKeyId: "RGWACCESSKEY", secretAccessKey: "RGWSECRETKEY" };
   }
 
-  // BENCH_ONLY=bursts: the warm bursts alone; BENCH_ONLY=uploader: the uploader alone (quick rounds).
+  // BENCH_ONLY=bursts: no uploader, no wrk; =cold: the cold S3 passes alone; =uploader: the uploader alone (quick rounds).
   const only = process.env.BENCH_ONLY;
   const plugins = await pluginSet();
-  const uploader = only === "bursts" ? undefined : await benchUploader(work, plugins, s3, log);
+  const uploader = only === "bursts" || only === "cold" ? undefined : await benchUploader(work, plugins, s3, log);
   if (uploader && only === "uploader") {
     console.log(uploaderRows(uploader).map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n"));
     throw new Done();
@@ -220,7 +225,8 @@ http {
   };
   const ours = async (name: string, env: Record<string, string>): Promise<Server & { child: ChildProcess }> => {
     const port = await freePort();
-    const child = pinned(process.execPath, [...START_FLAGS, path.join(ROOT, "dist/node.js")], { HOST: "127.0.0.1", PORT: String(port), ...env });
+    const flags = process.env.BENCH_SERVER_FLAGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof, for profiles
+    const child = pinned(process.execPath, [...START_FLAGS, ...flags, path.join(ROOT, "dist/node.js")], { HOST: "127.0.0.1", PORT: String(port), ...env });
     const url = `http://127.0.0.1:${port}`;
     await waitFor(`${url}/healthz`);
     return { name, url, child, pids: () => [child.pid!] };
@@ -238,7 +244,8 @@ http {
   log("cold passes through S3");
   let s3Server = await ours("ours, S3 store", { ...s3Env, CACHE_DIR: cacheDir(1) });
   const rgw = await radosgwClock();
-  const coldPassOurs = { ...(await burst(s3Server, true, 1)), ...rgw() };
+  const threadsBefore = threadCpuSeconds(s3Server.child.pid!);
+  const coldPassOurs = { ...(await burst(s3Server, true, 1)), ...rgw(), threads: threadDelta(threadsBefore, threadCpuSeconds(s3Server.child.pid!)) };
   const coldPassNginx = await burst(reference, true, 1);
   log(`cold first pass (one identity client): ours ${JSON.stringify(coldPassOurs)}, nginx from disk ${JSON.stringify(coldPassNginx)}`);
   s3Server.child.kill("SIGINT");
@@ -250,6 +257,7 @@ http {
   for (const r of proxy.requests) if (r.startsWith("GET ") && /\/plugin\.wasm(\.gz)?(\?|$)/.test(r)) getsPerObject.set(r, (getsPerObject.get(r) ?? 0) + 1);
   const coldGets = { objects: getsPerObject.size, max: Math.max(0, ...getsPerObject.values()) };
   log(`cold burst over S3: ${JSON.stringify(coldBurst)}; GETs per object ${JSON.stringify(coldGets)}`);
+  if (only === "cold") throw new Done();
 
   // Warm bursts: every server, gateway header (gzip) and identity.
   const servers: Server[] = [reference, gzipStatic, file, s3Server];

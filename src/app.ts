@@ -83,7 +83,8 @@ export function createFileHandler(options: Pick<AppOptions, "store" | "cacheCont
       if (path.kind !== "file") throw new NotFoundError("not a plugin file path");
       const conditions = parsePreconditions({ get: (name) => request.header(name) ?? null });
       const reply = await servePluginFile(files, objectRequest(request.method, request.header, conditions), path.name, path.version, path.file);
-      return { ...reply, headers: { ...reply.headers, "X-Request-Id": request.id } };
+      reply.headers["X-Request-Id"] = request.id; // the handlers build a fresh header record per reply
+      return reply;
     } catch (error) {
       if (isServerError(error)) logError(error);
       return errorReply(error, request.header("accept"), request.id);

@@ -28,6 +28,9 @@ import type { Store } from "./storage/store.ts";
 declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
 
+/** Segments that start with a letter, digit or `_` hold no dot segment and nothing a URL parser would change. */
+const PLAIN_PLUGIN_PATH = /^\/plugins(?:\/[A-Za-z0-9_][A-Za-z0-9._+-]*)+$/;
+
 /** The embedded default: example plugins shipped beside the code (`dist/` and `src/` are both one level down). */
 const EXAMPLE_STORE = fileURLToPath(new URL("../examples/store", import.meta.url));
 
@@ -177,25 +180,26 @@ async function main(): Promise<void> {
       cache: undefined,
     };
     metrics?.started();
-    track(req, res, trace, (exchange) => {
+    const target = req.url ?? "/";
+    // Plugin files (every gateway download, metadata.txt, revalidations) skip the Hono adapter:
+    // the same handler, called with the Node request as it is and answered straight on the socket.
+    const fast = (req.method === "GET" || req.method === "HEAD") && target.startsWith("/plugins/");
+    // As the app sees the path (dot segments resolved); a plain one, the usual, needs no URL parser.
+    const pathname = fast ? (PLAIN_PLUGIN_PATH.test(target) ? target : new URL(target, "http://localhost").pathname) : target.split("?", 1)[0]!;
+    const route = routeKind(pathname);
+    track(req, res, trace, route, (exchange) => {
       log(exchange);
       metrics?.finished(exchange);
     });
-    // Plugin files (every gateway download, metadata.txt, revalidations) skip the Hono adapter:
-    // the same handler, called with the Node request as it is and answered straight on the socket.
-    const target = req.url ?? "/";
-    if ((req.method === "GET" || req.method === "HEAD") && target.startsWith("/plugins/")) {
-      const pathname = new URL(target, "http://localhost").pathname; // as the app sees it: dot segments resolved
-      if (isDownload(routeKind(pathname))) {
-        return traces.run(trace, () =>
-          serveFile({ method: req.method as "GET" | "HEAD", pathname, header, client: trace.client, id: trace.id })
-            .then((reply) => send(reply, res))
-            .catch((error: unknown) => {
-              console.error(error); // a reply Node refused to write (never expected): drop the connection, not the process
-              res.destroy();
-            }),
-        );
-      }
+    if (fast && isDownload(route)) {
+      return traces.run(trace, () =>
+        serveFile({ method: req.method as "GET" | "HEAD", pathname, header, client: trace.client, id: trace.id })
+          .then((reply) => send(reply, res))
+          .catch((error: unknown) => {
+            console.error(error); // a reply Node refused to write (never expected): drop the connection, not the process
+            res.destroy();
+          }),
+      );
     }
     return traces.run(trace, () => listener(req, res));
   };

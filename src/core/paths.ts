@@ -11,9 +11,9 @@ export type PluginPath =
 export const MAX_PATH_LENGTH = 1024;
 
 function decodeSegment(raw: string): string {
-  let value: string;
+  let value = raw;
   try {
-    value = decodeURIComponent(raw);
+    if (raw.includes("%")) value = decodeURIComponent(raw);
   } catch {
     throw new BadRequestError(`path segment ${JSON.stringify(raw)} is not valid percent-encoding`);
   }

@@ -6,9 +6,8 @@ export type RouteKind = "plugin" | "metadata" | "file" | "catalog" | "api" | "he
 
 export function routeKind(pathname: string): RouteKind {
   if (pathname === "/" || pathname === "/plugins" || pathname.startsWith("/plugins/")) {
-    const segments = pathname.split("/").filter(Boolean);
-    if (segments.length < 4) return "catalog";
-    const file = segments[3];
+    const file = nonEmptySegment(pathname, 3);
+    if (file === undefined) return "catalog";
     if (file === "plugin.wasm") return "plugin";
     if (file === "metadata.txt" || file === "metadata.json") return "metadata";
     return "file";
@@ -21,3 +20,14 @@ export function routeKind(pathname: string): RouteKind {
 
 /** Routes whose bytes are plugins: what download credentials protect. */
 export const isDownload = (kind: RouteKind): boolean => kind === "plugin" || kind === "metadata" || kind === "file";
+
+/** The n-th non-empty `/`-separated segment, without splitting the whole path (this runs for every request). */
+function nonEmptySegment(path: string, n: number): string | undefined {
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i < path.length && path.charCodeAt(i) !== 47) continue;
+    if (i > start && n-- === 0) return path.slice(start, i);
+    start = i + 1;
+  }
+  return undefined;
+}

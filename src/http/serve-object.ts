@@ -1,4 +1,4 @@
-import { evaluatePreconditions, ifRangeHolds, type Preconditions } from "../core/conditional.ts";
+import { evaluatePreconditions, formatHttpDate, ifRangeHolds, type Preconditions } from "../core/conditional.ts";
 import { acceptsGzip } from "../core/negotiate.ts";
 import { contentRange, parseRange, resolveRange, unsatisfiedRange, type ByteRange } from "../core/range.ts";
 import { StoreUnavailableError } from "../core/errors.ts";
@@ -56,16 +56,19 @@ async function serveVariant(
   encoding: "gzip" | undefined,
 ): Promise<Reply | null> {
   const validated = (stored: ObjectInfo): ObjectInfo => (options.etag ? { ...stored, etag: options.etag(stored, encoding) } : stored);
-  const headers = (info: ObjectInfo): Record<string, string> => ({
-    "Content-Type": options.contentType,
-    ETag: info.etag,
-    "Last-Modified": info.lastModified.toUTCString(),
-    "Cache-Control": options.cacheControl,
-    "Accept-Ranges": "bytes",
-    ...(encoding ? { "Content-Encoding": encoding } : {}),
-    ...(options.gzipKey ? { Vary: "Accept-Encoding" } : {}),
-    ...options.extraHeaders,
-  });
+  const headers = (info: ObjectInfo): Record<string, string> => {
+    const h: Record<string, string> = {
+      "Content-Type": options.contentType,
+      ETag: info.etag,
+      "Last-Modified": formatHttpDate(info.lastModified),
+      "Cache-Control": options.cacheControl,
+      "Accept-Ranges": "bytes",
+    };
+    if (encoding) h["Content-Encoding"] = encoding;
+    if (options.gzipKey) h.Vary = "Accept-Encoding";
+    if (options.extraHeaders) Object.assign(h, options.extraHeaders);
+    return h;
+  };
 
   if (req.method === "HEAD") {
     // HEAD never opens a body: an unread SDK stream would pin a pooled connection.

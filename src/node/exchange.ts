@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { routeKind, type RouteKind } from "../core/routes.ts";
+import type { RouteKind } from "../core/routes.ts";
 import type { CacheOutcome } from "../storage/cached.ts";
 
 /** What the layers below learn about the request they serve; reached through `traces`. */
@@ -58,7 +58,7 @@ function contentEncoding(headers: unknown): string | undefined {
  * Watches a response: its Content-Encoding (passed to writeHead, where getHeader cannot see
  * it), the body bytes written, and when it ends. `done` runs once, when the connection is done.
  */
-export function track(req: IncomingMessage, res: ServerResponse, trace: RequestTrace, done: (exchange: Exchange) => void): void {
+export function track(req: IncomingMessage, res: ServerResponse, trace: RequestTrace, route: RouteKind, done: (exchange: Exchange) => void): void {
   const started = performance.now();
   let bytes = 0;
   let encoding: string | undefined;
@@ -85,7 +85,7 @@ export function track(req: IncomingMessage, res: ServerResponse, trace: RequestT
       trace,
       method: req.method ?? "-",
       path: redactTarget(target),
-      route: routeKind(target.split("?", 1)[0]!),
+      route,
       status: res.statusCode,
       encoding: encoding ?? String(res.getHeader("content-encoding") ?? "identity"),
       bytes,
@@ -105,26 +105,32 @@ const UNSAFE = /["\\\u0000-\u001f\u007f]/;
  * time and cache outcome tell a slow download from a slow client.
  */
 export function accessLog(format: LogFormat, write: (line: string) => void = batchedStdout()): (exchange: Exchange) => void {
+  const time = isoClock();
   return (e) => {
     const { trace } = e;
-    const entry = {
-      time: new Date().toISOString(),
-      requestId: trace.id,
-      remote: trace.client ?? "-",
-      method: e.method,
-      path: e.path,
-      status: e.status,
-      bytes: e.bytes,
-      durationMs: Math.round(e.seconds * 1e6) / 1000,
-      storeMs: Math.round(trace.storeSeconds * 1e6) / 1000,
-      cache: trace.cache ?? "-",
-      userAgent: e.userAgent,
-    };
-    write(
-      format === "json"
-        ? `${JSON.stringify(entry)}\n`
-        : `${entry.time} ${entry.remote} "${entry.method} ${UNSAFE.test(entry.path) ? JSON.stringify(entry.path).slice(1, -1) : entry.path}" ${entry.status} ${entry.bytes} ${entry.durationMs}ms store=${entry.storeMs}ms cache=${entry.cache} id=${entry.requestId} ${JSON.stringify(entry.userAgent)}\n`,
-    );
+    const durationMs = Math.round(e.seconds * 1e6) / 1000;
+    const storeMs = Math.round(trace.storeSeconds * 1e6) / 1000;
+    if (format === "json") {
+      const entry = { time: time(), requestId: trace.id, remote: trace.client ?? "-", method: e.method, path: e.path, status: e.status, bytes: e.bytes, durationMs, storeMs, cache: trace.cache ?? "-", userAgent: e.userAgent };
+      write(`${JSON.stringify(entry)}\n`);
+      return;
+    }
+    // Built directly: this line is written for every request, and is most of a small answer's cost.
+    write(`${time()} ${trace.client ?? "-"} "${e.method} ${UNSAFE.test(e.path) ? JSON.stringify(e.path).slice(1, -1) : e.path}" ${e.status} ${e.bytes} ${durationMs}ms store=${storeMs}ms cache=${trace.cache ?? "-"} id=${trace.id} ${UNSAFE.test(e.userAgent) ? JSON.stringify(e.userAgent) : `"${e.userAgent}"`}\n`);
+  };
+}
+
+/** The current time in ISO 8601, formatted once per millisecond however many lines share it. */
+function isoClock(): () => string {
+  let last = -1;
+  let text = "";
+  return () => {
+    const now = Date.now();
+    if (now !== last) {
+      last = now;
+      text = new Date(now).toISOString();
+    }
+    return text;
   };
 }
 

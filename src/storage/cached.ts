@@ -1,7 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { resolveRange } from "../core/range.ts";
-import { discard, onceStream, readBytes, type CallOptions, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
+import { discard, readBytes, Stored, type CallOptions, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
 
 /**
  * An in-memory cache in front of any Store, sized for a gateway rollout: every replica asks
@@ -130,7 +130,17 @@ export class CachedStore implements Store {
     return { objects: this.#objects.size, facts: this.#facts.size, lists: this.#lists.size, loading: this.#loading.size };
   }
 
-  async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
+  get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
+    // Held and fresh, the usual answer: no await on the way.
+    const fresh = this.#objects.get(key);
+    if (fresh && !this.#stale(fresh.checked)) {
+      this.#onLookup("hit");
+      return Promise.resolve(this.#serve(fresh, options));
+    }
+    return this.#get(key, options);
+  }
+
+  async #get(key: string, options: GetOptions): Promise<StoredObject | null> {
     const held = await this.#held(key);
     if (held) {
       this.#onLookup("hit");
@@ -252,17 +262,7 @@ export class CachedStore implements Store {
         this.#onDrop(held.bytes.length);
       }
     };
-    let body: ReadableStream<Uint8Array> | undefined;
-    return {
-      info,
-      bytes: part,
-      ...(range ? { range } : {}),
-      get body() {
-        release(); // a stream consumer copies nothing it has to give back
-        return (body ??= onceStream(part));
-      },
-      release,
-    };
+    return new Stored(info, part, { range, release });
   }
 
   /** One backend read per key at a time; everyone asking meanwhile waits for it. */

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { resolveRange } from "../core/range.ts";
 import { StoreUnavailableError } from "../core/errors.ts";
-import { onceStream, readerStream, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
+import { Stored, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
 
 /**
  * A local directory. Reads the reference server's document root as it is
@@ -56,31 +56,10 @@ export class FileStore implements WritableStore {
       if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
       const start = range?.start ?? 0;
       const length = range ? range.end - range.start + 1 : info.size;
-      const part = range ? { range } : {};
-      if (length <= SMALL) {
-        const bytes = await readWhole(fd, start, length);
-        let body: ReadableStream<Uint8Array> | undefined;
-        return {
-          info,
-          ...part,
-          bytes,
-          get body() {
-            return (body ??= onceStream(bytes));
-          },
-        };
-      }
+      if (length <= SMALL) return new Stored(info, await readWhole(fd, start, length), { range });
       handedOver = true; // the reader closes the descriptor
       const reader = fdReader(fd, start, length);
-      let body: ReadableStream<Uint8Array> | undefined;
-      return {
-        info,
-        ...part,
-        reader,
-        get body() {
-          return (body ??= readerStream(reader));
-        },
-        release: () => reader.close(),
-      };
+      return new Stored(info, reader, { range, release: () => reader.close() });
     } catch (error) {
       throw unavailable(key, error);
     } finally {

@@ -1,7 +1,7 @@
 import { HttpError, StoreUnavailableError } from "../core/errors.ts";
 import {
   discard,
-  readerStream,
+  Stored,
   type CallOptions,
   type ChunkReader,
   type GetOptions,
@@ -209,16 +209,7 @@ export class PolicyStore implements WritableStore {
         }),
       close,
     };
-    let body: ReadableStream<Uint8Array> | undefined;
-    return {
-      info: object.info,
-      ...(object.range ? { range: object.range } : {}),
-      reader,
-      get body() {
-        return (body ??= readerStream(reader));
-      },
-      release: close,
-    };
+    return new Stored(object.info, reader, { range: object.range, release: close });
   }
 }
 

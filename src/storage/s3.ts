@@ -15,7 +15,7 @@ import {
 import { StoreUnavailableError } from "../core/errors.ts";
 import { formatRange, type ResolvedRange } from "../core/range.ts";
 import { Readable } from "node:stream";
-import { joinKey, readerStream, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type PutOptions, type StoredObject, type WritableStore } from "./store.ts";
+import { joinKey, Stored, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type PutOptions, type StoredObject, type WritableStore } from "./store.ts";
 
 /** The only module that imports the AWS SDK; the worker bundle never reaches it. */
 
@@ -106,16 +106,7 @@ export class S3Store implements WritableStore {
     };
     // The SDK's body is a Node stream: read it as one, without a web stream per response.
     const reader = output.Body instanceof Readable ? readableReader(output.Body) : emptyReader;
-    let body: ReadableStream<Uint8Array> | undefined;
-    return {
-      info,
-      ...(served ? { range: served.range } : {}),
-      reader,
-      get body() {
-        return (body ??= readerStream(reader));
-      },
-      release: () => reader.close(),
-    };
+    return new Stored(info, reader, { range: served?.range, release: () => reader.close() });
   }
 
   async head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {

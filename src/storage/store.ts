@@ -84,11 +84,44 @@ export interface ChunkReader {
   close(): void;
 }
 
+/**
+ * An object whose body is in memory or behind a chunk reader; its web stream is made only if a
+ * consumer asks for one (the Node entry never does). One class for every backend: an object
+ * literal with a getter costs a request more than all of its other fields.
+ */
+export class Stored implements StoredObject {
+  readonly bytes?: Uint8Array;
+  readonly reader?: ChunkReader;
+  readonly range?: ResolvedRange;
+  readonly release?: () => void;
+  #body: ReadableStream<Uint8Array> | undefined;
+
+  constructor(
+    readonly info: ObjectInfo,
+    source: Uint8Array | ChunkReader,
+    options: { readonly range?: ResolvedRange | undefined; readonly release?: (() => void) | undefined } = {},
+  ) {
+    if (source instanceof Uint8Array) this.bytes = source;
+    else this.reader = source;
+    if (options.range) this.range = options.range;
+    if (options.release) this.release = options.release;
+  }
+
+  get body(): ReadableStream<Uint8Array> {
+    if (this.#body) return this.#body;
+    if (this.bytes) {
+      this.release?.(); // a stream consumer copies what it reads: nothing is held for it
+      return (this.#body = onceStream(this.bytes));
+    }
+    return (this.#body = readerStream(this.reader!));
+  }
+}
+
 /** Drops an object without reading it. */
 export function discard(object: StoredObject | null | undefined): void {
   if (!object) return;
   if (object.release) object.release();
-  else void object.body?.cancel().catch(() => {});
+  else if (!object.bytes) void object.body?.cancel().catch(() => {});
 }
 
 /** The whole body as bytes; uses the in-memory copy when there is one. */

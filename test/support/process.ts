@@ -31,3 +31,19 @@ export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; 100 per second on Linux
 }
+
+/** CPU seconds by thread kind (the main thread, libuv's pool "libuv-worker", V8's helpers), from /proc/<pid>/task. */
+export function threadCpuSeconds(pid: number): Record<string, number> {
+  const threads: Record<string, number> = {};
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
+      const name = /\((.*)\)/.exec(stat)![1]!.replace(/\d+$/, "");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      threads[name] = (threads[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return threads;
+}
