@@ -14,7 +14,7 @@ import type { HasherFactory } from "./core/metadata.ts";
 import { requestId } from "./core/request-id.ts";
 import { isDownload, routeKind } from "./core/routes.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
-import { accessLog, track, traces, type RequestTrace } from "./node/exchange.ts";
+import { accessLog, track, traces, type Exchange, type RequestTrace } from "./node/exchange.ts";
 import { serverMetrics } from "./node/metrics.ts";
 import { nodeSender } from "./node/send.ts";
 import { CachedStore, type CacheOutcome } from "./storage/cached.ts";
@@ -187,20 +187,38 @@ async function main(): Promise<void> {
     // As the app sees the path (dot segments resolved); a plain one, the usual, needs no URL parser.
     const pathname = fast ? (PLAIN_PLUGIN_PATH.test(target) ? target : new URL(target, "http://localhost").pathname) : target.split("?", 1)[0]!;
     const route = routeKind(pathname);
-    track(req, res, trace, route, (exchange) => {
+    const finished = (exchange: Exchange) => {
       log(exchange);
       metrics?.finished(exchange);
-    });
+    };
     if (fast && isDownload(route)) {
+      // The reply says what is sent and the sender how much left: no watcher around the response.
+      const started = performance.now();
+      const method = req.method as "GET" | "HEAD";
       return traces.run(trace, () =>
-        serveFile({ method: req.method as "GET" | "HEAD", pathname, header, client: trace.client, id: trace.id })
-          .then((reply) => send(reply, res))
+        serveFile({ method, pathname, header, client: trace.client, id: trace.id })
+          .then((reply) =>
+            send(reply, res, (bytes) =>
+              finished({
+                trace,
+                method,
+                path: target,
+                route,
+                status: reply.status,
+                encoding: reply.headers["Content-Encoding"] ?? "identity",
+                bytes,
+                seconds: (performance.now() - started) / 1000,
+                userAgent: req.headers["user-agent"] ?? "-",
+              }),
+            ),
+          )
           .catch((error: unknown) => {
             console.error(error); // a reply Node refused to write (never expected): drop the connection, not the process
             res.destroy();
           }),
       );
     }
+    track(req, res, trace, route, finished);
     return traces.run(trace, () => listener(req, res));
   };
   const server = createServer(handle);

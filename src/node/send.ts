@@ -18,8 +18,8 @@ export interface NodeSenderOptions {
   readonly minChunk?: number;
 }
 
-/** Writes a reply to a Node response. */
-export type NodeSender = (reply: Reply, res: ServerResponse) => void;
+/** Writes a reply to a Node response; `done` learns, once the connection is done with it, how many body bytes left. */
+export type NodeSender = (reply: Reply, res: ServerResponse, done?: (bytes: number) => void) => void;
 
 export function nodeSender(options: NodeSenderOptions): NodeSender {
   const maxChunk = options.maxChunk ?? 64 * 1024;
@@ -43,7 +43,7 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     pooled += buffer.length;
   };
 
-  async function pump(reader: ChunkReader, res: ServerResponse): Promise<void> {
+  async function pump(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): Promise<void> {
     // One buffer per download, reused for every chunk once the socket has taken the previous one:
     // no garbage per chunk, and a slow client holds this buffer and nothing more.
     const size = chunkSize();
@@ -62,6 +62,7 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
           reusable = false; // the socket may still hold it
           return;
         }
+        sent.bytes += chunk.length;
       }
     } catch {
       reusable = false;
@@ -75,18 +76,27 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     }
   }
 
-  return (reply, res) => {
+  return (reply, res, done) => {
     const { status, headers, body, release } = reply;
-    if (release) res.once("close", release); // once the socket is done with the bytes, not before
+    const sent = { bytes: 0 };
+    if (release || done) {
+      // Once the socket is done with the bytes, not before.
+      res.on("close", () => {
+        release?.();
+        // In-memory bodies leave in one write: all of it once the response finished, else none is known to.
+        done?.(body instanceof Uint8Array ? (res.writableFinished ? body.byteLength : 0) : sent.bytes);
+      });
+    }
     if (isReader(body)) {
       // A reader that sends more than Content-Length must fail the response, never desync the connection.
       res.strictContentLength = true;
       res.writeHead(status, headers);
-      void pump(body, res);
+      void pump(body, res, sent);
     } else if (body instanceof ReadableStream) {
       res.writeHead(status, headers);
       // A body failing mid-way cuts the connection: the client sees a short transfer and retries.
-      pipeline(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), res, (error) => error && res.destroy());
+      const counted = Readable.fromWeb(body as NodeReadableStream<Uint8Array>).on("data", (chunk: Uint8Array) => void (sent.bytes += chunk.length));
+      pipeline(counted, res, (error) => error && res.destroy());
     } else if (body && headers["Content-Length"] === undefined && headers["content-length"] === undefined) {
       // Bytes without a length of their own (an error body): given one, as a web Response gets it, not chunked.
       res.writeHead(status, { ...headers, "Content-Length": String(body.byteLength) }).end(body);
