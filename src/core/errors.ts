@@ -10,7 +10,12 @@ export class HttpError extends Error {
     /** Extra machine-readable facts rendered into JSON error bodies. */
     readonly details: Readonly<Record<string, unknown>> = {},
   ) {
+    // A client's mistake (a scanner's 404, a bad path) is an answer, not a fault: capturing its
+    // stack would cost every such request more than answering it. Server errors keep theirs.
+    const limit = Error.stackTraceLimit;
+    if (status < 500) Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.name = new.target.name;
   }
 
