@@ -1,4 +1,4 @@
-// Bundles the entries with esbuild: dist/node.js and dist/uploader.js (dependencies stay external
+// Bundles the entries with esbuild: dist/node.js (with dist/chunks/) and dist/uploader.js (dependencies stay external
 // and come from node_modules) and dist/worker.js (self-contained, as wrangler would bundle it). Fails if the
 // worker bundle would contain the AWS SDK or any Node built-in.
 import { readFileSync } from "node:fs";
@@ -19,7 +19,10 @@ const common = {
 await build({
   ...common,
   entryPoints: ["src/node.ts"],
-  outfile: "dist/node.js",
+  // The S3 backend (and the AWS SDK it imports) in a chunk of its own, loaded only for an S3 store.
+  outdir: "dist",
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   platform: "node",
   target: "node20",
   packages: "external",
