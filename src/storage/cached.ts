@@ -16,7 +16,10 @@ import { discard, readBytes, Stored, type CallOptions, type GetOptions, type Lis
  * fixed amount of memory.
  *
  * Freshness: after `ttlMs` an entry is revalidated with a HEAD (same ETag and size: kept, so a
- * 20 MiB plugin is not read again every 30 s). When the store fails, cached objects keep serving.
+ * 20 MiB plugin is not read again every 30 s). For as long again, it is still answered while one
+ * revalidation runs in the background (RFC 5861's stale-while-revalidate), so no request waits
+ * for the store at the moment entries expire; beyond that, the revalidation is awaited. When the
+ * store fails, cached objects keep serving.
  */
 export interface CacheOptions {
   /** Memory for object bytes, in total, pinned buffers included. */
@@ -52,7 +55,19 @@ interface Held {
   evicted: boolean;
 }
 
-type Fact = { readonly info: ObjectInfo; checked: number } | { readonly info: null };
+/** What the store said of a key (its facts, or that it has no such object), and when. */
+interface Fact {
+  readonly info: ObjectInfo | null;
+  readonly checked: number;
+}
+
+interface Listed {
+  readonly listing: Listing;
+  readonly checked: number;
+}
+
+/** fresh: answer; stale: answer, and revalidate in the background; expired: revalidate first. */
+type Age = "fresh" | "stale" | "expired";
 
 type Loaded =
   | { readonly kind: "held"; readonly held: Held }
@@ -67,14 +82,16 @@ export class CachedStore implements Store {
   readonly #inner: Store;
   readonly #objects: LRUCache<string, Held>;
   readonly #facts: LRUCache<string, Fact>;
-  readonly #lists: LRUCache<string, Listing>;
+  readonly #lists: LRUCache<string, Listed>;
   readonly #loading = new Map<string, Promise<Loaded>>();
   readonly #checking = new Map<string, Promise<Held | undefined>>();
+  readonly #asking = new Map<string, Promise<ObjectInfo | null>>();
   readonly #listing = new Map<string, Promise<Listing>>();
   readonly #maxBytes: number;
   readonly #maxObjectBytes: number;
   readonly #ttl: number;
   readonly #missTtl: number;
+  readonly #listTtl: number;
   readonly #now: () => number;
   readonly #onDrop: (bytes: number) => void;
   readonly #onLookup: (outcome: CacheOutcome) => void;
@@ -90,6 +107,7 @@ export class CachedStore implements Store {
     this.#maxObjectBytes = Math.min(options.maxObjectBytes ?? 32 * 1024 * 1024, Math.floor(this.#maxBytes / 2));
     this.#ttl = options.ttlMs ?? 30_000;
     this.#missTtl = options.missTtlMs ?? 2_000;
+    this.#listTtl = options.listTtlMs ?? 5_000;
     this.#now = options.now ?? Date.now;
     this.#onDrop = options.onDrop ?? (() => {});
     this.#onLookup = options.onLookup ?? (() => {});
@@ -106,15 +124,16 @@ export class CachedStore implements Store {
         } else this.#onDrop(held.bytes.length);
       },
     });
-    // A clock of the tests' own must be read on every check (lru-cache otherwise caches it for 1 ms).
+    // Entries live twice their TTL: fresh, then stale (answered while revalidated); the ages are
+    // ours to judge. A clock of the tests' own must be read on every check (lru-cache otherwise caches it for 1 ms).
     const clock = options.now ? { perf: { now: options.now }, ttlResolution: 0 } : {};
-    this.#facts = new LRUCache<string, Fact>({ max: maxEntries, ttl: this.#ttl, ...clock });
+    this.#facts = new LRUCache<string, Fact>({ max: maxEntries, ttl: 2 * this.#ttl, ...clock });
     // A listing's cost grows with its entries: bound the total of entries, not the number of listings.
-    this.#lists = new LRUCache<string, Listing>({
+    this.#lists = new LRUCache<string, Listed>({
       max: Math.max(1, Math.floor(maxEntries / 10)),
       maxSize: 20 * maxEntries,
-      sizeCalculation: (l) => 1 + l.prefixes.length + l.objects.length,
-      ttl: options.listTtlMs ?? 5_000,
+      sizeCalculation: (l) => 1 + l.listing.prefixes.length + l.listing.objects.length,
+      ttl: 2 * this.#listTtl,
       ...clock,
     });
     this.description = `${inner.description} (cached)`;
@@ -131,22 +150,24 @@ export class CachedStore implements Store {
   }
 
   get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
-    // Held and fresh, the usual answer: no await on the way.
-    const fresh = this.#objects.get(key);
-    if (fresh && !this.#stale(fresh.checked)) {
+    // Held and not expired, the usual answer: no await on the way.
+    const held = this.#objects.get(key);
+    if (held && this.#age(held.checked, this.#ttl) !== "expired") {
       this.#onLookup("hit");
-      return Promise.resolve(this.#serve(fresh, options));
+      if (this.#age(held.checked, this.#ttl) === "stale") void this.#revalidated(key, held);
+      return Promise.resolve(this.#serve(held, options));
     }
     return this.#get(key, options);
   }
 
   async #get(key: string, options: GetOptions): Promise<StoredObject | null> {
-    const held = await this.#held(key);
-    if (held) {
+    const held = this.#objects.get(key);
+    const current = held && (await this.#revalidated(key, held));
+    if (current) {
       this.#onLookup("hit");
-      return this.#serve(held, options);
+      return this.#serve(current, options);
     }
-    const fact = this.#facts.get(key);
+    const fact = this.#fact(key);
     if (fact && !fact.info) {
       this.#onLookup("hit");
       return null;
@@ -176,26 +197,35 @@ export class CachedStore implements Store {
 
   async head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
     const held = this.#objects.get(key);
-    if (held && !this.#stale(held.checked)) return held.info;
-    const fact = this.#facts.get(key);
+    if (held) {
+      const age = this.#age(held.checked, this.#ttl);
+      if (age === "stale") void this.#revalidated(key, held);
+      if (age !== "expired") return held.info;
+    }
+    const fact = this.#fact(key);
     if (fact) return fact.info;
     const loading = this.#loading.get(key);
     if (loading) {
       const loaded = await loading;
       return loaded.kind === "missing" ? null : loaded.kind === "held" ? loaded.held.info : loaded.object.info;
     }
-    const info = await this.#inner.head(key, options);
-    this.#remember(key, info);
-    return info;
+    return this.#ask(key, options);
   }
 
   async list(prefix: string, options: CallOptions = {}): Promise<Listing> {
-    const cached = this.#lists.get(prefix);
-    if (cached) return cached;
+    const listed = this.#lists.get(prefix);
+    const age = listed ? this.#age(listed.checked, this.#listTtl) : "expired";
+    if (age === "stale") this.#list(prefix).catch(() => {}); // the store failing: the listing stays as it was
+    if (listed && age !== "expired") return listed.listing;
+    return this.#list(prefix, options);
+  }
+
+  /** One listing per prefix at a time. */
+  #list(prefix: string, options: CallOptions = {}): Promise<Listing> {
     let pending = this.#listing.get(prefix);
     if (!pending) {
       pending = this.#inner.list(prefix, options).then((listing) => {
-        this.#lists.set(prefix, listing);
+        this.#lists.set(prefix, { listing, checked: this.#now() });
         return listing;
       });
       this.#listing.set(prefix, pending);
@@ -211,14 +241,36 @@ export class CachedStore implements Store {
     await this.#inner.close?.();
   }
 
-  #stale(checked: number): boolean {
-    return checked + this.#ttl <= this.#now();
+  #age(checked: number, ttl: number): Age {
+    const age = this.#now() - checked;
+    return age < ttl ? "fresh" : age < 2 * ttl ? "stale" : "expired";
   }
 
-  /** The held copy, revalidated with a HEAD when it is older than the TTL. */
-  async #held(key: string): Promise<Held | undefined> {
-    const held = this.#objects.get(key);
-    if (!held || !this.#stale(held.checked)) return held;
+  /** A remembered fact (or miss), revalidated in the background once stale; undefined once expired. */
+  #fact(key: string): Fact | undefined {
+    const fact = this.#facts.get(key);
+    if (!fact) return undefined;
+    const age = this.#age(fact.checked, fact.info ? this.#ttl : this.#missTtl);
+    if (age === "stale") this.#ask(key).catch(() => {});
+    return age === "expired" ? undefined : fact;
+  }
+
+  /** One HEAD per key at a time; its answer is remembered. */
+  #ask(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
+    let pending = this.#asking.get(key);
+    if (!pending) {
+      pending = this.#inner.head(key, options).then((info) => {
+        this.#remember(key, info);
+        return info;
+      });
+      this.#asking.set(key, pending);
+      pending.finally(() => this.#asking.delete(key)).catch(() => {});
+    }
+    return pending;
+  }
+
+  /** The held copy, or undefined when a revalidation (one per key at a time) finds the object changed or gone. */
+  #revalidated(key: string, held: Held): Promise<Held | undefined> {
     let pending = this.#checking.get(key);
     if (!pending) {
       pending = this.#revalidate(key, held);
@@ -318,7 +370,7 @@ export class CachedStore implements Store {
 
   #remember(key: string, info: ObjectInfo | null): void {
     if (info) this.#facts.set(key, { info, checked: this.#now() });
-    else this.#facts.set(key, { info: null }, { ttl: this.#missTtl });
+    else this.#facts.set(key, { info: null, checked: this.#now() }, { ttl: 2 * this.#missTtl });
   }
 }
 

@@ -14,7 +14,8 @@ import { discard, Stored, type CallOptions, type GetOptions, type Listing, type 
  * the store once and then serves it like a file, however many gateways ask and however little
  * memory the pod has. Concurrent first reads share one download. A copy is kept only when its
  * size matches what the store described and, for single-part uploads (ETag = MD5), its MD5 too.
- * Copies are revalidated with a HEAD after `ttlMs`; the oldest are removed beyond `maxBytes`.
+ * Copies are revalidated with a HEAD after `ttlMs` (answered meanwhile for as long again, as the
+ * memory cache does); the oldest are removed beyond `maxBytes`.
  * The directory is emptied at start: copies are only trusted by this process.
  */
 export interface DiskCacheOptions {
@@ -43,6 +44,7 @@ export class DiskCache implements Store {
   readonly #tmp: string;
   readonly #copies: LRUCache<string, Copy>;
   readonly #filling = new Map<string, Promise<Copy | StoredObject | null>>();
+  readonly #checking = new Map<string, Promise<Copy | undefined>>();
   readonly #minObjectBytes: number;
   readonly #ttl: number;
   readonly #now: () => number;
@@ -119,21 +121,35 @@ export class DiskCache implements Store {
     await this.#inner.close?.();
   }
 
+  /** The copy, unless a HEAD finds the object changed; as the memory cache does, a stale copy is answered while one HEAD runs. */
   async #fresh(key: string): Promise<Copy | undefined> {
     const copy = this.#copies.get(key);
-    if (!copy || copy.checked + this.#ttl > this.#now()) return copy;
-    let info: ObjectInfo | null;
-    try {
-      info = await this.#inner.head(key);
-    } catch {
-      return copy; // the store is failing: the copy is still the best answer
-    }
-    if (info && info.etag === copy.info.etag && info.size === copy.info.size) {
-      copy.checked = this.#now();
-      return copy;
-    }
-    this.#copies.delete(key);
-    return undefined;
+    if (!copy) return undefined;
+    const age = this.#now() - copy.checked;
+    if (age < this.#ttl) return copy;
+    const checked = this.#checking.get(key) ?? this.#check(key, copy);
+    if (age < 2 * this.#ttl) return copy;
+    return checked;
+  }
+
+  #check(key: string, copy: Copy): Promise<Copy | undefined> {
+    const pending = (async () => {
+      let info: ObjectInfo | null;
+      try {
+        info = await this.#inner.head(key);
+      } catch {
+        return copy; // the store is failing: the copy is still the best answer
+      }
+      if (info && info.etag === copy.info.etag && info.size === copy.info.size) {
+        copy.checked = this.#now();
+        return copy;
+      }
+      if (this.#copies.get(key) === copy) this.#copies.delete(key);
+      return undefined;
+    })();
+    this.#checking.set(key, pending);
+    pending.finally(() => this.#checking.delete(key)).catch(() => {});
+    return pending;
   }
 
   async #fill(key: string): Promise<Copy | StoredObject | null> {

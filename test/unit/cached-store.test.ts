@@ -84,12 +84,12 @@ describe("CachedStore", () => {
     expect(await cache.get("new")).toBeNull();
     inner.objects.set("new", new TextEncoder().encode("published"));
     expect(await cache.get("new")).toBeNull(); // the miss is still remembered
-    now = 1_150;
+    now = 1_250; // past twice the miss TTL: the store is asked again, and the caller waits for it
     expect(await text(await cache.get("new"))).toBe("published");
     inner.objects.set("new", new TextEncoder().encode("replaced"));
     now = 2_000;
     expect(await text(await cache.get("new"))).toBe("published");
-    now = 2_200; // past the TTL: a HEAD finds another ETag, so the object is read again
+    now = 3_300; // past twice the TTL: a HEAD finds another ETag, so the object is read again
     expect(await text(await cache.get("new"))).toBe("replaced");
 
     inner.fail = true;
@@ -98,6 +98,42 @@ describe("CachedStore", () => {
     inner.fail = false;
     inner.objects.set("other", new Uint8Array([1]));
     expect((await cache.get("other"))?.info.size).toBe(1);
+  });
+
+  test("a stale entry is answered at once while one revalidation runs in the background (objects, listings)", async () => {
+    let now = 1_000;
+    const inner = new CountingStore();
+    const bytes = (t: string) => new TextEncoder().encode(t);
+    inner.objects.set("a", bytes("first"));
+    const cache = new CachedStore(inner, { ttlMs: 1000, listTtlMs: 1000, now: () => now });
+    expect(await text(await cache.get("a"))).toBe("first");
+    expect((await cache.list("plugins/")).prefixes).toEqual(["a"]);
+
+    inner.objects.set("a", bytes("second"));
+    inner.objects.set("b", bytes("new"));
+    now = 2_500; // between the TTL and twice the TTL: stale
+    const heads = inner.heads;
+    const lists = inner.lists;
+    const answers = await Promise.all(Array.from({ length: 20 }, async () => text(await cache.get("a"))));
+    expect(answers).toEqual(Array(20).fill("first")); // nobody waited for the store...
+    expect((await cache.list("plugins/")).prefixes).toEqual(["a"]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(inner.heads).toBe(heads + 1); // ...and one HEAD revalidated "a" for all of them
+    expect(inner.lists).toBe(lists + 1);
+    expect(await text(await cache.get("a"))).toBe("second");
+    expect((await cache.list("plugins/")).prefixes).toEqual(["a", "b"]);
+  });
+
+  test("a stale miss is answered at once while the store is asked again in the background", async () => {
+    let now = 1_000;
+    const inner = new CountingStore();
+    const cache = new CachedStore(inner, { ttlMs: 1000, missTtlMs: 100, now: () => now });
+    expect(await cache.get("later")).toBeNull();
+    inner.objects.set("later", new TextEncoder().encode("published"));
+    now = 1_150; // stale: past the miss TTL, within twice it
+    expect(await cache.get("later")).toBeNull();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await text(await cache.get("later"))).toBe("published");
   });
 
   test("memory stays within maxBytes (least recently used first out); large objects are streamed, not kept", async () => {
