@@ -1,18 +1,21 @@
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
-import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
+import { mkdir, rename, rm, unlink } from "node:fs/promises";
+import { promisify } from "node:util";
 import path from "node:path";
 import { LRUCache } from "lru-cache";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { StoreUnavailableError } from "../core/errors.ts";
 import { resolveRange } from "../core/range.ts";
+import { Filling } from "./filling.ts";
 import { fdReader } from "./fs.ts";
 import { discard, Stored, type CallOptions, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
 
 /**
  * A local disk copy of large objects of a remote store (S3), so a rollout reads each plugin from
  * the store once and then serves it like a file, however many gateways ask and however little
- * memory the pod has. Concurrent first reads share one download. A copy is kept only when its
+ * memory the pod has. Concurrent first reads share one download, and read it as it is written
+ * (`Filling`): the first byte leaves while the store is still sending. A copy is kept only when its
  * size matches what the store described and, for single-part uploads (ETag = MD5), its MD5 too.
  * Copies are revalidated with a HEAD after `ttlMs` (answered meanwhile for as long again, as the
  * memory cache does); the oldest are removed beyond `maxBytes`.
@@ -36,6 +39,13 @@ interface Copy {
 }
 
 const WRITE_BYTES = 256 * 1024;
+const openFd = promisify(fs.open);
+const writeAt = (fd: number, chunks: Uint8Array[], position: number) =>
+  new Promise<void>((resolve, reject) =>
+    fs.writev(fd, chunks, position, (error, bytesWritten) =>
+      error ? reject(error) : bytesWritten === chunks.reduce((n, c) => n + c.length, 0) ? resolve() : reject(new Error("short write to the disk cache")),
+    ),
+  );
 
 export class DiskCache implements Store {
   readonly description: string;
@@ -43,7 +53,7 @@ export class DiskCache implements Store {
   readonly #objects: string;
   readonly #tmp: string;
   readonly #copies: LRUCache<string, Copy>;
-  readonly #filling = new Map<string, Promise<Copy | StoredObject | null>>();
+  readonly #filling = new Map<string, Promise<Filling | StoredObject | null>>();
   readonly #checking = new Map<string, Promise<Copy | undefined>>();
   readonly #minObjectBytes: number;
   readonly #ttl: number;
@@ -87,24 +97,28 @@ export class DiskCache implements Store {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
-    let copy: Copy | StoredObject | null | undefined = await this.#fresh(key);
+    const copy = await this.#fresh(key);
     this.#onLookup(copy ? "disk" : "miss");
-    if (!copy) {
-      let pending = this.#filling.get(key);
-      if (!pending) {
-        pending = this.#fill(key);
-        this.#filling.set(key, pending);
-        pending.finally(() => this.#filling.delete(key)).catch(() => {});
-        copy = await pending;
-        // Small or failed to keep: the object itself, to the caller that asked first.
-        if (copy && "body" in copy) return options.range || options.conditions ? (discard(copy), this.#inner.get(key, options)) : copy;
-      } else {
-        copy = await pending;
-        if (copy && "body" in copy) return this.#inner.get(key, options);
-      }
-      if (!copy) return null;
+    if (copy) return this.#read(key, copy, options);
+    let pending = this.#filling.get(key);
+    const first = !pending;
+    if (!pending) {
+      const started = this.#fill(key);
+      pending = started;
+      this.#filling.set(key, started);
+      // Joinable until the download ends (a passed-through object: until it is handed over).
+      started
+        .then((s) => (s instanceof Filling ? s.settled : undefined))
+        .finally(() => this.#filling.get(key) === started && this.#filling.delete(key))
+        .catch(() => {});
     }
-    return this.#read(key, copy, options);
+    const started = await pending;
+    if (!started) return null;
+    if (started instanceof Filling) return this.#follow(started, options);
+    // Small, or no disk to keep it on: the object itself to the caller that asked first.
+    if (first && !options.range && !options.conditions) return started;
+    if (first) discard(started);
+    return this.#inner.get(key, options);
   }
 
   head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
@@ -152,17 +166,31 @@ export class DiskCache implements Store {
     return pending;
   }
 
-  async #fill(key: string): Promise<Copy | StoredObject | null> {
+  /** Starts a download into a temporary file, answered once the store has answered; or the object itself when it is not kept. */
+  async #fill(key: string): Promise<Filling | StoredObject | null> {
     const usable = await this.#prepare();
     const object = await this.#inner.get(key);
     if (!object || !usable || object.info.size < this.#minObjectBytes || object.info.size > this.#copies.maxSize) return object;
     this.fills++;
-    const { info } = object;
     const temporary = path.join(this.#tmp, randomBytes(8).toString("hex"));
+    let fd: number;
+    try {
+      fd = await openFd(temporary, "w+");
+    } catch (error) {
+      discard(object);
+      throw new StoreUnavailableError(`disk cache cannot write ${temporary}: ${(error as Error).message}`, { cause: error });
+    }
+    const filling = new Filling(object.info, fd);
+    filling.settled = this.#download(key, object, temporary, filling);
+    return filling;
+  }
+
+  /** Writes the object to the file, then keeps it if it is what the store described; readers follow along. */
+  async #download(key: string, object: StoredObject, temporary: string, filling: Filling): Promise<void> {
+    const { info } = object;
     const md5 = /^"([0-9a-f]{32})"$/.exec(info.etag)?.[1];
     const hash = md5 ? createHash("md5") : undefined;
-    const handle = await open(temporary, "w");
-    let written = 0;
+    let received = 0;
     try {
       const reader = object.reader ?? null;
       const stream = reader ? undefined : object.body?.getReader();
@@ -173,33 +201,42 @@ export class DiskCache implements Store {
         const chunk = reader ? await reader.read(1024 * 1024) : await stream?.read().then((r) => (r.done ? null : r.value));
         if (chunk) {
           hash?.update(chunk);
-          written += chunk.length;
-          if (written > info.size) break;
+          received += chunk.length;
+          if (received > info.size) break;
           pending.push(chunk);
           pendingBytes += chunk.length;
         }
         if (pendingBytes >= WRITE_BYTES || (!chunk && pendingBytes > 0)) {
-          await handle.writev(pending);
+          await writeAt(filling.fd, pending, filling.written);
+          filling.grew(pendingBytes);
           pending = [];
           pendingBytes = 0;
         }
         if (!chunk) break;
       }
-      if (written !== info.size) throw new StoreUnavailableError(`store sent ${written} bytes of ${key}, which it described as ${info.size}`);
+      if (received !== info.size) throw new StoreUnavailableError(`store sent ${received} bytes of ${key}, which it described as ${info.size}`);
       if (hash && hash.digest("hex") !== md5) throw new StoreUnavailableError(`store sent bytes of ${key} that do not match its ETag`);
-      await handle.close();
       const file = path.join(this.#objects, createHash("sha256").update(key).digest("hex"));
       await rename(temporary, file);
-      const copy: Copy = { info, file, checked: this.#now() };
-      this.#copies.set(key, copy);
-      return copy;
+      this.#copies.set(key, { info, file, checked: this.#now() });
+      filling.settle("kept");
     } catch (error) {
-      await handle.close().catch(() => {});
-      await rm(temporary, { force: true });
-      throw error;
+      await rm(temporary, { force: true }).catch(() => {});
+      filling.settle(error instanceof Error ? error : new Error(String(error)));
     } finally {
       discard(object);
     }
+  }
+
+  /** A reader of a download under way. */
+  #follow(filling: Filling, options: GetOptions): StoredObject {
+    const { info } = filling;
+    const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
+    const range = options.range ? resolveRange(options.range, info.size) : undefined;
+    if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
+    const start = range?.start ?? 0;
+    const reader = filling.reader(start, range ? range.end - range.start + 1 : info.size);
+    return new Stored(info, reader, { range, release: () => reader.close() });
   }
 
   async #read(key: string, copy: Copy, options: GetOptions): Promise<StoredObject | null> {
