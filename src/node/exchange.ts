@@ -115,7 +115,7 @@ export function accessLog(format: LogFormat, write: (line: string) => void = bat
       write(`${JSON.stringify(entry)}\n`);
       return;
     }
-    // Built directly: this line is written for every request, and is most of a small answer's cost.
+    // Built directly, without an intermediate record: this runs for every request.
     write(`${time()} ${trace.client ?? "-"} "${e.method} ${UNSAFE.test(e.path) ? JSON.stringify(e.path).slice(1, -1) : e.path}" ${e.status} ${e.bytes} ${durationMs}ms store=${storeMs}ms cache=${trace.cache ?? "-"} id=${trace.id} ${UNSAFE.test(e.userAgent) ? JSON.stringify(e.userAgent) : `"${e.userAgent}"`}\n`);
   };
 }
