@@ -18,6 +18,9 @@ export interface NodeSenderOptions {
   readonly minChunk?: number;
 }
 
+/** Chunks of a reader of views: large, as they are views of memory held anyway. */
+const VIEW_CHUNK = 4 * 1024 * 1024;
+
 /** Writes a reply to a Node response; `done` learns, once the connection is done with it, how many body bytes left. */
 export type NodeSender = (reply: Reply, res: ServerResponse, done?: (bytes: number) => void) => void;
 
@@ -45,10 +48,11 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
 
   async function pump(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): Promise<void> {
     // One buffer per download, reused for every chunk once the socket has taken the previous one:
-    // no garbage per chunk, and a slow client holds this buffer and nothing more.
-    const size = chunkSize();
-    const buffer = take(size);
-    holding += size;
+    // no garbage per chunk, and a slow client holds this buffer and nothing more. A reader of
+    // views (a cached buffer still arriving) needs none: its chunks cost nothing to hold.
+    const size = reader.views ? VIEW_CHUNK : chunkSize();
+    const buffer = reader.views ? undefined : take(size);
+    if (buffer) holding += size;
     let reusable = true;
     try {
       for (;;) {
@@ -70,9 +74,11 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
       // transfer (Content-Length was sent) and retries, instead of waiting forever.
       res.destroy();
     } finally {
-      holding -= size;
       reader.close();
-      if (reusable) give(buffer);
+      if (buffer) {
+        holding -= size;
+        if (reusable) give(buffer);
+      }
     }
   }
 

@@ -1,7 +1,8 @@
 import { LRUCache } from "lru-cache";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { resolveRange } from "../core/range.ts";
-import { discard, readBytes, Stored, type CallOptions, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
+import { Arrival } from "./arrival.ts";
+import { discard, Stored, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
 
 /**
  * An in-memory cache in front of any Store, sized for a gateway rollout: every replica asks
@@ -53,6 +54,8 @@ interface Held {
   checked: number;
   pins: number;
   evicted: boolean;
+  /** Set while the bytes are still arriving from the store: readers follow them. */
+  arrival?: Arrival;
 }
 
 /** What the store said of a key (its facts, or that it has no such object), and when. */
@@ -98,8 +101,6 @@ export class CachedStore implements Store {
   readonly #onEvict: () => void;
   /** Bytes of buffers evicted from the LRU that responses still hold. */
   #pinnedEvicted = 0;
-  /** Bytes of loads under way: room is taken when a load starts, or concurrent loads of a burst would all fit at once. */
-  #reserved = 0;
 
   constructor(inner: Store, options: CacheOptions = {}) {
     this.#inner = inner;
@@ -141,7 +142,7 @@ export class CachedStore implements Store {
 
   /** Bytes held in memory now: cached buffers and evicted ones still being sent. */
   get size(): number {
-    return this.#objects.calculatedSize + this.#pinnedEvicted + this.#reserved;
+    return this.#objects.calculatedSize + this.#pinnedEvicted;
   }
 
   /** Entries of every kind, for tests and metrics. */
@@ -297,11 +298,17 @@ export class CachedStore implements Store {
   }
 
   #serve(held: Held, options: GetOptions): StoredObject {
-    const { info, bytes } = held;
+    const { info, bytes, arrival } = held;
     const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
     const range = options.range ? resolveRange(options.range, info.size) : undefined;
     if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
     const part = range ? bytes.subarray(range.start, range.end + 1) : bytes;
+    const release = this.#pin(held);
+    return new Stored(info, arrival ? arrivingReader(arrival, bytes, range?.start ?? 0, part.length) : part, { range, release });
+  }
+
+  /** Counts a reader of the held buffer; the returned function, called once, gives it back. */
+  #pin(held: Held): () => void {
     held.pins++;
     let released = false;
     const release = () => {
@@ -314,7 +321,7 @@ export class CachedStore implements Store {
         this.#onDrop(held.bytes.length);
       }
     };
-    return new Stored(info, part, { range, release });
+    return release;
   }
 
   /** One backend read per key at a time; everyone asking meanwhile waits for it. */
@@ -337,22 +344,27 @@ export class CachedStore implements Store {
     const { info } = object;
     this.#remember(key, info);
     if (info.size > this.#maxObjectBytes || !this.#makeRoom(info.size)) return { kind: "direct", object, taken: false };
-    this.#reserved += info.size;
-    let bytes: Uint8Array;
-    try {
-      bytes = await readAll(object);
-    } finally {
-      this.#reserved -= info.size;
-    }
-    if (bytes.length !== info.size) {
-      // The backend sent something other than the object it described: keep nothing.
-      throw new Error(`store returned ${bytes.length} bytes for ${key}, which it described as ${info.size}`);
-    }
-    const held: Held = { info, bytes, checked: this.#now(), pins: 0, evicted: false };
-    // The reserved room is ours (nothing else ran since it was released): keep the bytes, counted.
-    this.#makeRoom(info.size);
+    // Held (and counted) from now on, while its bytes arrive: readers follow them, and nobody reads it again.
+    const held: Held = { info, bytes: new Uint8Array(info.size), checked: this.#now(), pins: 0, evicted: false, arrival: new Arrival() };
     this.#objects.set(key, held);
+    void this.#receive(key, held, object);
     return { kind: "held", held };
+  }
+
+  async #receive(key: string, held: Held, object: StoredObject): Promise<void> {
+    const arrival = held.arrival!;
+    const release = this.#pin(held); // not evicted while it arrives
+    try {
+      await readInto(object, held.bytes, (bytes) => arrival.grew(bytes));
+      delete held.arrival;
+      arrival.settle("kept");
+    } catch (error) {
+      // The backend failed, or sent something other than the object it described: keep nothing.
+      if (this.#objects.peek(key) === held) this.#objects.delete(key);
+      arrival.settle(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      release();
+    }
   }
 
   /** Evicts unpinned entries, least recently used first, until `size` more bytes fit; false when they cannot. */
@@ -374,22 +386,54 @@ export class CachedStore implements Store {
   }
 }
 
-/** Reads an object whole into one buffer, from whatever form its body has. */
-async function readAll(object: StoredObject): Promise<Uint8Array> {
-  if (object.bytes || !object.reader) return readBytes(object);
-  const buffer = new Uint8Array(object.info.size);
+/** Reads an object into `buffer` (its size), telling `grew` as bytes arrive; fails unless exactly that many arrive. */
+async function readInto(object: StoredObject, buffer: Uint8Array, grew: (bytes: number) => void): Promise<void> {
   let filled = 0;
   try {
+    if (object.bytes) {
+      if (object.bytes.length !== buffer.length) throw new Error(`store returned ${object.bytes.length} bytes for ${object.info.key}, which it described as ${buffer.length}`);
+      buffer.set(object.bytes);
+      grew(buffer.length);
+      return;
+    }
+    const reader = object.reader ?? streamChunks(object.body);
     // Readers that can fill the destination in place do (a file); others hand their own chunks.
-    const next = () => object.reader!.read(1024 * 1024, filled < buffer.length ? buffer.subarray(filled) : undefined);
+    const next = () => reader.read(1024 * 1024, filled < buffer.length ? buffer.subarray(filled) : undefined);
     for (let chunk = await next(); chunk; chunk = await next()) {
-      if (filled + chunk.length > buffer.length) return buffer.subarray(0, 0); // longer than described
+      if (filled + chunk.length > buffer.length) throw new Error(`store returned more than the ${buffer.length} bytes it described for ${object.info.key}`);
       const inPlace = chunk.buffer === buffer.buffer && chunk.byteOffset === buffer.byteOffset + filled;
       if (!inPlace) buffer.set(chunk, filled);
       filled += chunk.length;
+      grew(chunk.length);
     }
+    if (filled !== buffer.length) throw new Error(`store returned ${filled} bytes for ${object.info.key}, which it described as ${buffer.length}`);
   } finally {
     discard(object);
   }
-  return buffer.subarray(0, filled);
+}
+
+/** A web stream's chunks, read as a chunk reader. */
+function streamChunks(body: ReadableStream<Uint8Array> | null): ChunkReader {
+  const stream = body?.getReader();
+  return {
+    read: async () => (stream ? stream.read().then((r) => (r.done ? null : r.value)) : null),
+    close: () => void stream?.cancel().catch(() => {}),
+  };
+}
+
+/** `length` bytes of a held buffer from `start`, handed out as they arrive (no copy: views of the one buffer). */
+function arrivingReader(arrival: Arrival, bytes: Uint8Array, start: number, length: number): ChunkReader {
+  const end = start + length;
+  let position = start;
+  return {
+    views: true,
+    async read(max) {
+      const available = await arrival.readable(position, end);
+      if (position >= end) return null;
+      const chunk = bytes.subarray(position, Math.min(available, position + max));
+      position += chunk.length;
+      return chunk;
+    },
+    close() {},
+  };
 }

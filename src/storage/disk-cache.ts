@@ -207,7 +207,7 @@ export class DiskCache implements Store {
           pendingBytes += chunk.length;
         }
         if (pendingBytes >= WRITE_BYTES || (!chunk && pendingBytes > 0)) {
-          await writeAt(filling.fd, pending, filling.written);
+          await writeAt(filling.fd, pending, filling.arrived);
           filling.grew(pendingBytes);
           pending = [];
           pendingBytes = 0;

@@ -80,6 +80,8 @@ export interface ChunkReader {
    * return a part of it, so a sender can reuse one buffer for a whole download.
    */
   read(max: number, into?: Uint8Array): Promise<Uint8Array | null>;
+  /** Chunks are views of memory the reader holds anyway (a cached buffer): a caller needs no buffer for them. */
+  readonly views?: boolean;
   /** Idempotent; also called after the last chunk. */
   close(): void;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { CachedStore } from "../../src/storage/cached.ts";
-import { discard, readBytes, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "../../src/storage/store.ts";
+import { discard, readBytes, Stored, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "../../src/storage/store.ts";
 
 /**
  * The cache's own rules, against a counting in-memory store (a fake beside the real backends:
@@ -173,15 +173,20 @@ describe("CachedStore bounds", () => {
     const inner = new CountingStore();
     for (const k of ["a", "b", "c"]) inner.objects.set(k, new Uint8Array(400));
     const cache = new CachedStore(inner, { maxBytes: 1000 });
+    const arrived = () => new Promise((resolve) => setImmediate(resolve)); // loads finish: their buffers are no longer pinned by them
     const sending = await cache.get("a"); // a response holds a's buffer
+    await arrived();
     discard(await cache.get("b"));
+    await arrived();
     const c = await cache.get("c"); // b (unpinned) makes room; a stays
-    expect(c?.bytes?.length).toBe(400);
-    discard(c);
+    expect((await readBytes(c!)).length).toBe(400);
+    await arrived();
+    expect(cache.entries.objects).toBe(2);
     expect(cache.size).toBe(800);
     // A fourth object does not fit beside a (pinned) and c unless c goes: the pinned one is never dropped.
     inner.objects.set("d", new Uint8Array(400));
     discard(await cache.get("d"));
+    await arrived();
     expect(cache.size).toBeLessThanOrEqual(1000);
     // While a and d are both being sent, 500 more bytes do not fit: served from the backend, not kept.
     const alsoSending = await cache.get("d");
@@ -193,6 +198,7 @@ describe("CachedStore bounds", () => {
     discard(sending);
     discard(alsoSending);
     discard(await cache.get("e")); // room again
+    await arrived();
     expect(cache.size).toBe(900);
   });
 
@@ -229,6 +235,75 @@ describe("CachedStore bounds", () => {
   });
 });
 
+describe("CachedStore while an object arrives", () => {
+  /** A store whose one object arrives in the pieces the test lets through. */
+  function trickling(bytes: Uint8Array, declared = bytes.length) {
+    const pieces: (Uint8Array | null)[] = [];
+    let wake: (() => void) | undefined;
+    let gets = 0;
+    const store: Store = {
+      description: "trickling",
+      async get(key) {
+        gets++;
+        let next = 0;
+        const reader: ChunkReader = {
+          read: async () => {
+            while (next >= pieces.length) await new Promise<void>((resolve) => (wake = resolve));
+            return pieces[next++]!;
+          },
+          close: () => {},
+        };
+        return new Stored({ key, size: declared, etag: '"t"', lastModified: new Date(0) }, reader);
+      },
+      head: async (key) => ({ key, size: declared, etag: '"t"', lastModified: new Date(0) }),
+      list: async () => ({ prefixes: [], objects: [] }),
+    };
+    const send = (piece: Uint8Array | null) => {
+      pieces.push(piece);
+      wake?.();
+    };
+    return { store, send, gets: () => gets };
+  }
+
+  test("readers get the bytes as they arrive, from one read of the store, and later readers the whole buffer", async () => {
+    const bytes = new Uint8Array(1000).map((_, i) => i % 251);
+    const { store, send, gets } = trickling(bytes);
+    const cache = new CachedStore(store);
+    const readers = await Promise.all(Array.from({ length: 5 }, () => cache.get("a")));
+    send(bytes.subarray(0, 600));
+    for (const r of readers) expect(Buffer.from((await r!.reader!.read(1000))!).equals(bytes.subarray(0, 600))).toBe(true);
+    send(bytes.subarray(600));
+    send(null);
+    for (const r of readers) expect(Buffer.from(await readBytes(r!)).equals(bytes.subarray(600))).toBe(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = await cache.get("a");
+    expect(later?.bytes?.length).toBe(1000);
+    expect(gets()).toBe(1);
+  });
+
+  test("a store that sends less than it described fails every reader short of the end, and nothing is kept", async () => {
+    const bytes = new Uint8Array(1000).fill(7);
+    const { store, send, gets } = trickling(bytes.subarray(0, 900), 1000);
+    const cache = new CachedStore(store);
+    const reader = await cache.get("a");
+    send(bytes.subarray(0, 900));
+    send(null);
+    let received = 0;
+    await expect(
+      (async () => {
+        for (let c = await reader!.reader!.read(1000); c; c = await reader!.reader!.read(1000)) received += c.length;
+      })(),
+    ).rejects.toThrow("described as 1000");
+    expect(received).toBeLessThan(1000);
+    expect(cache.entries.objects).toBe(0);
+    discard(reader); // the response is gone: its buffer with it
+    expect(cache.size).toBe(0);
+    void cache.get("a");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(gets()).toBe(2);
+  });
+});
+
 describe("CachedStore under a burst", () => {
   test("concurrent loads of different objects take their room when they start: memory never exceeds the budget", async () => {
     const inner = new CountingStore();
@@ -238,8 +313,8 @@ describe("CachedStore under a burst", () => {
     const reads = Array.from({ length: 10 }, (_, i) => cache.get(`k${i}`));
     inner.release();
     const objects = await Promise.all(reads);
-    // Three fit in memory; the others come straight from the backend (no buffers held for them).
-    expect(objects.filter((o) => o?.bytes).length).toBe(3);
+    // Three fit in memory (read as their bytes arrive); the others come straight from the backend (no buffers held for them).
+    expect(objects.filter((o) => o?.reader).length).toBe(3);
     expect(cache.size).toBeLessThanOrEqual(1000);
     for (const o of objects) expect((await readBytes(o!)).length).toBe(300);
   });
