@@ -1,7 +1,7 @@
 // Bundles the entries with esbuild: dist/node.js (with dist/chunks/) and dist/uploader.js (dependencies stay external
 // and come from node_modules) and dist/worker.js (self-contained, as wrangler would bundle it). Fails if the
 // worker bundle would contain the AWS SDK or any Node built-in.
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
 // One version for the package, the image and the chart: printed by `plugin-uploader --version` and the server's start line.
@@ -15,6 +15,8 @@ const common = {
   metafile: true,
   define: { __VERSION__: JSON.stringify(version) },
 };
+
+rmSync(new URL("../dist/chunks", import.meta.url), { recursive: true, force: true }); // chunks of earlier builds
 
 await build({
   ...common,

@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { getRequestListener } from "@hono/node-server";
 import { forwardedClient } from "./access/addresses.ts";
-import { createApp, createFileHandler } from "./app.ts";
+import { createApp, createFileHandler, createHealthHandler } from "./app.ts";
 import { StoreUnavailableError } from "./core/errors.ts";
 import { PLUGINS } from "./core/layout.ts";
 import type { HasherFactory } from "./core/metadata.ts";
@@ -24,6 +24,12 @@ import { ObservedStore } from "./storage/observed.ts";
 import { openStore } from "./storage/open.ts";
 import { PolicyStore } from "./storage/policy.ts";
 import type { Store } from "./storage/store.ts";
+
+/**
+ * Required, not imported: an ES import of node:http reads every export, WebSocket among them,
+ * which loads undici and node:http2 (12 MiB for the process; nodejs/node#59686).
+ */
+const { createServer } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
 declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
@@ -176,7 +182,19 @@ async function main(): Promise<void> {
     requestId: () => traces.getStore()?.id ?? requestId(undefined),
     ...(metrics && config.metrics.port === undefined ? { metrics: metrics.render } : {}),
   });
-  const listener = getRequestListener(app.fetch);
+  const probe = createHealthHandler(ready);
+  // The Hono adapter brings the web Request and Response classes (about 17 MiB for the process):
+  // loaded by the first request that needs them (the catalog, the API, a 404); gateways and the
+  // kubelet's probes never do.
+  let adapter: Promise<(req: IncomingMessage, res: ServerResponse) => Promise<void>> | undefined;
+  const viaApp = (req: IncomingMessage, res: ServerResponse) =>
+    (adapter ??= import("@hono/node-server").then(({ getRequestListener }) => getRequestListener(app.fetch))).then(
+      (listener) => listener(req, res),
+      (error: unknown) => {
+        console.error(error);
+        res.destroy();
+      },
+    );
   const log = accessLog(config.logFormat);
   const trusted = config.access.trustedProxies;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -196,9 +214,10 @@ async function main(): Promise<void> {
     };
     metrics?.started();
     const target = req.url ?? "/";
+    const method = req.method === "GET" || req.method === "HEAD" ? req.method : undefined;
     // Plugin files (every gateway download, metadata.txt, revalidations) skip the Hono adapter:
     // the same handler, called with the Node request as it is and answered straight on the socket.
-    const fast = (req.method === "GET" || req.method === "HEAD") && target.startsWith("/plugins/");
+    const fast = method !== undefined && target.startsWith("/plugins/");
     // As the app sees the path (dot segments resolved); a plain one, the usual, needs no URL parser.
     const pathname = fast ? (PLAIN_PLUGIN_PATH.test(target) ? target : new URL(target, "http://localhost").pathname) : target.split("?", 1)[0]!;
     const route = routeKind(pathname);
@@ -206,12 +225,13 @@ async function main(): Promise<void> {
       log(exchange);
       metrics?.finished(exchange);
     };
-    if (fast && isDownload(route)) {
+    // Probes too: the kubelet must not be what loads the adapter.
+    const direct = fast ? (isDownload(route) ? serveFile : undefined) : route === "health" ? probe : undefined;
+    if (method && direct) {
       // The reply says what is sent and the sender how much left: no watcher around the response.
       const started = performance.now();
-      const method = req.method as "GET" | "HEAD";
       return traces.run(trace, () =>
-        serveFile({ method, pathname, header, client: trace.client, id: trace.id })
+        direct({ method, pathname, header, client: trace.client, id: trace.id })
           .then((reply) =>
             send(reply, res, (bytes) =>
               finished({
@@ -234,7 +254,7 @@ async function main(): Promise<void> {
       );
     }
     track(req, res, trace, route, finished);
-    return traces.run(trace, () => listener(req, res));
+    return traces.run(trace, () => viaApp(req, res));
   };
   const server = createServer(handle);
   server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts, so they close first

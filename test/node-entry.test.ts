@@ -140,6 +140,24 @@ describe("logs and shutdown", () => {
     expect(log).toMatch(/"GET \/plugins\/big\/9\.9\.9\/plugin\.wasm" 404 \d+ [\d.]+ms/);
   });
 
+  test("probes, answered without the Hono adapter: the app's headers, HEAD without a body, other methods still 405", async () => {
+    const server = await start(fileTarget(data.objects));
+    for (const [probe, text, cacheControl] of [["/healthz", "ok\n", undefined], ["/readyz", "ready\n", "no-store"]] as const) {
+      const res = await request(`${server.url}${probe}?from=kubelet`);
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe(text);
+      expect(res.headers["content-type"]).toBe("text/plain; charset=UTF-8");
+      expect(res.headers["x-content-type-options"]).toBe("nosniff");
+      expect(res.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers["cache-control"]).toBe(cacheControl);
+      const head = await request(`${server.url}${probe}`, { method: "HEAD" });
+      expect([head.status, head.headers["content-length"], head.body.length]).toEqual([200, String(text.length), 0]);
+    }
+    const post = await request(`${server.url}/healthz`, { method: "POST" });
+    expect([post.status, post.headers.allow]).toEqual([405, "GET, HEAD"]);
+    expect((await request(`${server.url}/healthz/`)).status).toBe(404);
+  });
+
   test("LOG_FORMAT=json writes one JSON object per request", async () => {
     const server = await start(fileTarget(data.objects, { LOG_FORMAT: "json" }));
     await request(`${server.url}/healthz`);
