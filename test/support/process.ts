@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 
 /** What a running process holds, read from /proc: the figures the reliability suite reports. */
 
-function status(pid: number, field: "VmRSS" | "VmHWM"): number {
+function status(pid: number, field: "VmRSS" | "VmHWM" | "RssAnon"): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
 }
@@ -11,6 +11,13 @@ function status(pid: number, field: "VmRSS" | "VmHWM"): number {
 export const rssMiB = (pid: number) => status(pid, "VmRSS");
 /** Peak resident memory since start, in MiB. */
 export const peakRssMiB = (pid: number) => status(pid, "VmHWM");
+
+/**
+ * Anonymous resident memory now, in MiB: RSS without file-backed pages (the runtime's own code,
+ * about 50 MiB of a Node process), which the kernel can drop under pressure and a container's
+ * OOM killer does not hinge on.
+ */
+export const anonRssMiB = (pid: number) => status(pid, "RssAnon");
 
 /** Open descriptors, and how many of them are sockets. */
 export function descriptors(pid: number): { fds: number; sockets: number } {
