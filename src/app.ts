@@ -100,7 +100,7 @@ const READY = new TextEncoder().encode("ready\n");
 
 /**
  * The probes as plain replies: the Node entry answers the kubelet with them without web Request
- * and Response objects, whose classes cost a Node process about 17 MiB once loaded.
+ * and Response objects, whose implementation (undici) Node loads on their first use.
  */
 export function createHealthHandler(ready: () => Promise<void>, logError: (error: unknown) => void = logToConsole): HealthHandler {
   return async ({ pathname, header, id }) => {

@@ -27,7 +27,7 @@ import type { Store } from "./storage/store.ts";
 
 /**
  * Required, not imported: an ES import of node:http reads every export, WebSocket among them,
- * which loads undici and node:http2 (12 MiB for the process; nodejs/node#59686).
+ * which loads undici and node:http2 (5 MiB of the idle server; nodejs/node#59686).
  */
 const { createServer } = createRequire(import.meta.url)("node:http") as typeof import("node:http");
 
@@ -183,9 +183,8 @@ async function main(): Promise<void> {
     ...(metrics && config.metrics.port === undefined ? { metrics: metrics.render } : {}),
   });
   const probe = createHealthHandler(ready);
-  // The Hono adapter brings the web Request and Response classes (about 17 MiB for the process):
-  // loaded by the first request that needs them (the catalog, the API, a 404); gateways and the
-  // kubelet's probes never do.
+  // The Hono adapter works with web Requests and Responses, and so loads undici: only for the
+  // first request that needs it (the catalog, the API, a 404); gateways and probes never do.
   let adapter: Promise<(req: IncomingMessage, res: ServerResponse) => Promise<void>> | undefined;
   const viaApp = (req: IncomingMessage, res: ServerResponse) =>
     (adapter ??= import("@hono/node-server").then(({ getRequestListener }) => getRequestListener(app.fetch))).then(
