@@ -21,6 +21,8 @@ export const NODE_ENTRY = path.join(ROOT, "dist/node.js");
 export const COMPATIBILITY_DATE = /^compatibility_date = "([\d-]+)"$/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))![1]!;
 /** How `npm start` runs the server (the image sets the same through NODE_OPTIONS). */
 export const START_FLAGS = ["--max-semi-space-size=16"];
+/** The allocator setting `npm start` and the image give the server (see the Dockerfile). */
+export const START_ENV = { MALLOC_MMAP_THRESHOLD_: "65536" };
 
 export interface NodeServer extends Target {
   readonly process: ChildProcess;
@@ -36,7 +38,7 @@ export interface NodeServer extends Target {
 export async function startNode(name: string, env: Record<string, string>, cwd?: string, node = process.execPath): Promise<NodeServer> {
   const child = spawn(node, cwd ? ["dist/node.js"] : [...START_FLAGS, NODE_ENTRY], {
     ...(cwd ? { cwd } : {}),
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
+    env: { PATH: process.env.PATH ?? "", ...START_ENV, HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
