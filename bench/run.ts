@@ -13,7 +13,7 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { writeFileSync } from "node:fs";
+import { openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -138,10 +138,11 @@ const children: ChildProcess[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
 let listFile = "";
 let burstBinary = "";
-const pinned = (command: string, args: string[], env: Record<string, string> = {}) => {
+const pinned = (command: string, args: string[], env: Record<string, string> = {}, log?: string) => {
   const child = spawn("taskset", ["-c", "0", command, ...args], {
     env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "ignore", "inherit"], // an access log on a terminal would measure the terminal
+    // An access log on a terminal would measure the terminal; to a file (BENCH_SERVER_LOGS) it costs what it costs in a pod.
+    stdio: ["ignore", log ? openSync(log, "a") : "ignore", "inherit"],
   });
   children.push(child);
   return child;
@@ -248,7 +249,9 @@ http {
   const ours = async (name: string, env: Record<string, string>): Promise<Server & { child: ChildProcess }> => {
     const port = await freePort();
     const flags = process.env.BENCH_SERVER_FLAGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof, for profiles
-    const child = pinned(process.execPath, [...START_FLAGS, ...flags, path.join(ROOT, "dist/node.js")], { ...START_ENV, HOST: "127.0.0.1", PORT: String(port), ...env });
+    const logs = process.env.BENCH_SERVER_LOGS; // a directory for our servers' access logs, one file per server
+    const log = logs ? path.join(logs, `${name.replace(/\W+/g, "-")}-${port}.log`) : undefined;
+    const child = pinned(process.execPath, [...START_FLAGS, ...flags, path.join(ROOT, "dist/node.js")], { ...START_ENV, HOST: "127.0.0.1", PORT: String(port), ...env }, log);
     const url = `http://127.0.0.1:${port}`;
     await waitFor(`${url}/healthz`);
     return { name, url, child, pids: () => [child.pid!] };
