@@ -13,7 +13,7 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { openSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -139,11 +139,10 @@ const cleanups: (() => Promise<unknown>)[] = [];
 let listFile = "";
 let burstBinary = "";
 const pinned = (command: string, args: string[], env: Record<string, string> = {}, log?: string) => {
-  const child = spawn("taskset", ["-c", "0", command, ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    // An access log on a terminal would measure the terminal; to a file (BENCH_SERVER_LOGS) it costs what it costs in a pod.
-    stdio: ["ignore", log ? openSync(log, "a") : "ignore", "inherit"],
-  });
+  // An access log on a terminal would measure the terminal; to a file (BENCH_SERVER_LOGS) it costs what it costs in a pod.
+  const out = log ? openSync(log, "a") : "ignore";
+  const child = spawn("taskset", ["-c", "0", command, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: ["ignore", out, "inherit"] });
+  if (typeof out === "number") closeSync(out); // the child has its own copy
   children.push(child);
   return child;
 };
