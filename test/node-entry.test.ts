@@ -141,7 +141,15 @@ describe("logs and shutdown", () => {
   });
 
   test("probes, answered without the Hono adapter: the app's headers, HEAD without a body, other methods still 405", async () => {
-    const server = await start(fileTarget(data.objects));
+    const preload = path.join(import.meta.dirname, "support/loaded-modules.cjs");
+    const server = await start(fileTarget(data.objects, { NODE_OPTIONS: `--require ${preload}` }));
+    // Gateways and probes never load undici (the adapter's web Requests and Responses); the catalog does.
+    const undici = async () => {
+      const before = server.output().length;
+      server.process.kill("SIGUSR2");
+      for (let i = 0; i < 50 && !/undici loaded: \w+/.test(server.output().slice(before)); i++) await sleep(20);
+      return /undici loaded: (\w+)/.exec(server.output().slice(before))?.[1];
+    };
     for (const [probe, text, cacheControl] of [["/healthz", "ok\n", undefined], ["/readyz", "ready\n", "no-store"]] as const) {
       const res = await request(`${server.url}${probe}?from=kubelet`);
       expect(res.status).toBe(200);
@@ -153,9 +161,12 @@ describe("logs and shutdown", () => {
       const head = await request(`${server.url}${probe}`, { method: "HEAD" });
       expect([head.status, head.headers["content-length"], head.body.length]).toEqual([200, String(text.length), 0]);
     }
+    expect((await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`)).status).toBe(200);
+    expect(await undici()).toBe("false");
     const post = await request(`${server.url}/healthz`, { method: "POST" });
     expect([post.status, post.headers.allow]).toEqual([405, "GET, HEAD"]);
     expect((await request(`${server.url}/healthz/`)).status).toBe(404);
+    expect(await undici()).toBe("true");
   });
 
   test("LOG_FORMAT=json writes one JSON object per request", async () => {
