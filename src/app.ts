@@ -8,7 +8,7 @@ import { PLUGINS } from "./core/layout.ts";
 import { webHasher, type HasherFactory } from "./core/metadata.ts";
 import { parsePluginPath } from "./core/paths.ts";
 import { requestId } from "./core/request-id.ts";
-import { routeKind } from "./core/routes.ts";
+import { rawPath, routeKind } from "./core/routes.ts";
 import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
 import { derivedMetadataCache, servePluginFile } from "./http/plugin-file.ts";
 import { errorReply, isServerError } from "./http/error-reply.ts";
@@ -128,6 +128,15 @@ const logToConsole = (error: unknown) => console.error(error);
 
 export const DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable";
 export const DEFAULT_ALIAS_CACHE_CONTROL = "public, max-age=300";
+/** What is wrong with the Cache-Control settings (named as the Node variables and the worker's vars are). */
+export function cacheControlProblems(cacheControl: string | undefined, aliasCacheControl: string | undefined): string[] {
+  const problems: string[] = [];
+  if (cacheControl !== undefined && /[\r\n\0]/.test(cacheControl)) problems.push("CACHE_CONTROL must be a single header value line");
+  if (aliasCacheControl !== undefined && /[\r\n\0]/.test(aliasCacheControl)) problems.push("ALIAS_CACHE_CONTROL must be a single header value line");
+  else if (aliasCacheControl !== undefined && /immutable/i.test(aliasCacheControl)) problems.push("ALIAS_CACHE_CONTROL must not be immutable: an alias can be re-pointed");
+  return problems;
+}
+
 const ALLOWED_METHODS = ["GET", "HEAD"] as const;
 
 /** The whole HTTP surface, free of any runtime: the Node and Worker entries only adapt it. */
@@ -138,14 +147,15 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   const ready = options.ready ?? (async () => void (await store.list(PLUGINS)));
   const logError = options.logError ?? logToConsole;
   const newId = options.requestId ?? (() => requestId(undefined));
-  const app = new Hono<AppEnv>();
+  // Routed on the path as sent, which is what the access guard classifies (see rawPath).
+  const app = new Hono<AppEnv>({ getPath: (request) => rawPath(request.url) });
 
   app.use(async (c, next) => {
     const id = newId(c);
     c.set("requestId", id);
     const method = c.req.method;
     if (method !== "GET" && method !== "HEAD") throw new MethodNotAllowedError(method, ALLOWED_METHODS);
-    const pathname = restricted ? new URL(c.req.url).pathname : "";
+    const pathname = c.req.path;
     if (restricted && !(c.env as AccessChecked | undefined)?.accessChecked) {
       await guard(access, { pathname, authorization: c.req.header("authorization"), client: options.clientAddress?.(c) });
     }
@@ -185,7 +195,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   }
 
   const plugins = async (c: Context) => {
-    const pathname = new URL(c.req.url).pathname;
+    const pathname = c.req.path;
     const path = parsePluginPath(pathname);
     switch (path.kind) {
       case "index":

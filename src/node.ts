@@ -15,6 +15,7 @@ import { requestId } from "./core/request-id.ts";
 import { isDownload, routeKind } from "./core/routes.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
 import { accessLog, track, traces, type Exchange, type RequestTrace } from "./node/exchange.ts";
+import { threadedCompare } from "./node/bcrypt-thread.ts";
 import { serverMetrics } from "./node/metrics.ts";
 import { nodeSender } from "./node/send.ts";
 import { CachedStore, type CacheOutcome } from "./storage/cached.ts";
@@ -99,9 +100,10 @@ function keepRequestsYoung(): void {
 
 async function main(): Promise<void> {
   keepRequestsYoung();
+  const bcrypt = threadedCompare();
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { compare: bcrypt });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(error.message);
@@ -318,7 +320,7 @@ async function main(): Promise<void> {
       server.close(() => {
         clearTimeout(force);
         clearInterval(sweep);
-        void Promise.resolve(store.close?.()).finally(() => console.log("stopped"));
+        void Promise.all([store.close?.(), bcrypt.close()]).finally(() => console.log("stopped"));
       });
       server.closeIdleConnections();
     }, delay).unref();

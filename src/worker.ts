@@ -1,8 +1,9 @@
 import type { ExportedHandler, Response as WorkerResponse } from "@cloudflare/workers-types/index.ts";
 import { guard, unrestricted } from "./access/guard.ts";
 import { accessSettings, type AccessSettings, type Source } from "./access/settings.ts";
-import { createApp, type AccessChecked } from "./app.ts";
+import { cacheControlProblems, createApp, type AccessChecked } from "./app.ts";
 import { requestId } from "./core/request-id.ts";
+import { rawPath } from "./core/routes.ts";
 import { R2Store, type R2BucketLike } from "./storage/r2.ts";
 import { normalisePrefix } from "./storage/store.ts";
 import { respond, withEdgeCache, type EdgeCache, type WaitUntil } from "./worker/edge-cache.ts";
@@ -16,12 +17,20 @@ import { respond, withEdgeCache, type EdgeCache, type WaitUntil } from "./worker
 type Settings = { readonly [K in Exclude<keyof Env, "PLUGINS">]?: string };
 
 type App = ReturnType<typeof createApp>;
-type Built = { readonly app: App; readonly access: AccessSettings } | { readonly problems: readonly string[] };
+type Built = { readonly app: App; readonly access: AccessSettings; readonly client: (request: Request) => string | undefined } | { readonly problems: readonly string[] };
 let cached: { env: Env; built: Built } | undefined;
 const settings = (env: Env): Settings => env;
 
-/** Cloudflare's own view of the client; nothing else in front of a Worker can be trusted to set it. */
-const client = (request: Request) => request.headers.get("cf-connecting-ip") ?? undefined;
+/**
+ * Cloudflare's own view of the client. Believed only where Cloudflare set it: on its network every
+ * request carries the `cf` object, and a client's own CF-Connecting-IP is replaced. A self-hosted
+ * workerd has neither, so there anyone could name any address, unless TRUST_CF_CONNECTING_IP=true
+ * says a proxy of yours sets the header.
+ */
+export function clientAddress(request: Request, trust: "auto" | "true" | "false"): string | undefined {
+  const fromCloudflare = trust === "true" || (trust === "auto" && typeof (request as { cf?: unknown }).cf === "object");
+  return fromCloudflare ? (request.headers.get("cf-connecting-ip") ?? undefined) : undefined;
+}
 
 function build(env: Env): Built {
   const problems: string[] = [];
@@ -31,8 +40,12 @@ function build(env: Env): Built {
   };
   const sources = { basic: source("AUTH_BASIC"), tokens: source("AUTH_TOKENS"), catalog: source("CATALOG"), allow: source("ALLOW_CIDRS") };
   const access = accessSettings(Object.fromEntries(Object.entries(sources).filter(([, v]) => v)), problems);
+  const { STORE_PREFIX, CACHE_CONTROL, ALIAS_CACHE_CONTROL, TRUST_CF_CONNECTING_IP } = settings(env);
+  problems.push(...cacheControlProblems(CACHE_CONTROL || undefined, ALIAS_CACHE_CONTROL || undefined));
+  const trust = TRUST_CF_CONNECTING_IP?.trim().toLowerCase() || "auto";
+  if (trust !== "auto" && trust !== "true" && trust !== "false") problems.push("TRUST_CF_CONNECTING_IP must be true, false or empty (believed on Cloudflare's network only)");
   if (problems.length > 0) return { problems };
-  const { STORE_PREFIX, CACHE_CONTROL, ALIAS_CACHE_CONTROL } = settings(env);
+  const client = (request: Request) => clientAddress(request, trust as "auto" | "true" | "false");
   // The binding as the runtime types it, seen through the part R2Store uses (the core compiles
   // against the DOM library, not the Workers types; the shapes agree at run time).
   const store = new R2Store(env.PLUGINS as unknown as R2BucketLike, normalisePrefix(STORE_PREFIX));
@@ -45,7 +58,7 @@ function build(env: Env): Built {
     ...(CACHE_CONTROL ? { cacheControl: CACHE_CONTROL } : {}),
     ...(ALIAS_CACHE_CONTROL ? { aliasCacheControl: ALIAS_CACHE_CONTROL } : {}),
   });
-  return { app, access };
+  return { app, access, client };
 }
 
 function builtFor(env: Env): Built {
@@ -82,13 +95,12 @@ async function handle(request: Request, env: Env, ctx: WaitUntil): Promise<Respo
     console.error(`invalid configuration:\n${built.problems.map((p) => `  - ${p}`).join("\n")}`);
     return plain(503, "this server's configuration is invalid; its log says why\n");
   }
-  const { app, access } = built;
+  const { app, access, client } = built;
   const r = clientEncoding(request);
   // The edge cache answers without the app: under access control, only once the request passed
   // it (a refused one goes to the app, which renders the refusal).
   if (!unrestricted(access)) {
-    const pathname = new URL(r.url).pathname;
-    const allowed = await guard(access, { pathname, authorization: r.headers.get("authorization") ?? undefined, client: client(r) }).then(
+    const allowed = await guard(access, { pathname: rawPath(r.url), authorization: r.headers.get("authorization") ?? undefined, client: client(r) }).then(
       () => true,
       () => false,
     );

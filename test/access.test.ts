@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { setTimeout as sleep } from "node:timers/promises";
 import { hashSync } from "bcryptjs";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { BIG, fixture, sha256 } from "./support/fixtures.ts";
@@ -118,6 +119,27 @@ describe.each(targets)("catalog switch and allow-list: %s", (name, start) => {
     expect((await request(`${off.url}${BIG_URL}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).status).toBe(200);
   });
 
+  test("percent-encoding a path gets nothing past the guard (review N2): the router matches the path the guard classified", async () => {
+    // A plugin named "plugins": /%70lugins/1.0.0/plugin.wasm once decoded to its download.
+    const objects = new Map(data.objects);
+    for (const [key, bytes] of data.objects) if (key.startsWith("plugins/big/2.0.0/")) objects.set(key.replace("plugins/big/2.0.0/", "plugins/plugins/2.0.0/"), bytes);
+    const off = name.startsWith("node") ? await fileTarget(objects, { AUTH_TOKENS: TOKEN, CATALOG: "off" }) : await workerdTarget(objects, { AUTH_TOKENS: TOKEN, CATALOG: "off" });
+    stops.push(off);
+    const bearer = { Authorization: `Bearer ${TOKEN}` };
+    expect((await request(`${off.url}/plugins/plugins/2.0.0/plugin.wasm`, { headers: bearer })).status).toBe(200);
+    for (const path of ["/%61pi/v1/plugins", "/%61pi/v1/plugins/big", "/%6detrics", "/%70lugins/2.0.0/plugin.wasm", "/%70lugins/plugins/2.0.0/plugin.wasm", "/%2fplugins/big/2.0.0/plugin.wasm", "/nothing-here"]) {
+      // Without credentials, every such path asks for them: its spelling decides nothing.
+      const anonymous = await request(`${off.url}${path}`);
+      expect(anonymous.status, path).toBe(401);
+      // With them, none of these spellings is a route: never the catalog (CATALOG=off), the metrics or a plugin.
+      const authorised = await request(`${off.url}${path}`, { headers: { ...bearer, Accept: "application/json" } });
+      expect(authorised.status, path).toBe(404);
+      expect(authorised.body.toString(), path).not.toMatch(/"versions"|plugin_server_|\0asm/);
+    }
+    // Encoded characters inside plugin segments still work as before (the gateway never sends them, people do).
+    expect((await request(`${off.url}/plugins/%62ig/2.0.0/plugin.wasm`, { headers: bearer })).status).toBe(200);
+  });
+
   test("ALLOW_CIDRS refuses other addresses with 403, whatever the credentials; health stays open", async () => {
     const closed = await started({ ALLOW_CIDRS: "192.0.2.0/24" });
     const res = await request(`${closed.url}${BIG_URL}`);
@@ -167,5 +189,76 @@ describe("edge cache under credentials (workerd)", () => {
     expect(second.body.equals(Buffer.from(BIG))).toBe(true);
     expect((await get({})).status).toBe(401);
     expect((await get({ Authorization: `Bearer ${TOKEN}`, "CF-Connecting-IP": "203.0.113.1" })).status).toBe(403);
+  });
+});
+
+describe("a flood of wrong Basic headers (security review N1)", () => {
+  // Cost 10, htpasswd's default: 50-100 ms of a core per check in bcryptjs.
+  const HTPASSWD_10 = `gateway:${hashSync(PASSWORD, 10)}\n`;
+  const p99 = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length * 0.99)]!;
+  const junk = () => basic("gateway", `guess-${Math.random()}`);
+
+  test("Node: from many addresses, probes and a gateway's download stay fast; checks beyond the queue get 503 + Retry-After", async () => {
+    const target = await fileTarget(data.objects, { AUTH_BASIC: HTPASSWD_10, TRUSTED_PROXIES: "127.0.0.1, ::1" });
+    try {
+      const gateway = { ...IDENTITY, Authorization: basic("gateway", PASSWORD) };
+      expect((await request(`${target.url}${BIG_URL}`, { headers: gateway })).status).toBe(200); // its verdict is remembered, as in a rollout
+      const statuses = new Map<number, number>();
+      let retryAfter = true;
+      let stop = false;
+      // 32 attackers at once, each request from a new address, so no per-address budget holds them.
+      const attackers = Array.from({ length: 32 }, async (_, a) => {
+        for (let i = 0; !stop; i++) {
+          const res = await request(`${target.url}${BIG_URL}`, { headers: { Authorization: junk(), "X-Forwarded-For": `10.${a}.${i >> 8 & 255}.${i & 255}` } });
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          if (res.status === 503 && res.headers["retry-after"] !== "1") retryAfter = false;
+        }
+      });
+      await sleep(300);
+      const health: number[] = [];
+      const downloads: number[] = [];
+      for (let i = 0; i < 60; i++) {
+        let started = performance.now();
+        expect((await request(`${target.url}/healthz`)).status).toBe(200);
+        health.push(performance.now() - started);
+        started = performance.now();
+        const res = await request(`${target.url}${BIG_URL}`, { headers: gateway });
+        downloads.push(performance.now() - started);
+        expect(res.status).toBe(200);
+        expect(res.body.length).toBe(BIG.length);
+        await sleep(20);
+      }
+      stop = true;
+      await Promise.all(attackers);
+      console.log(`[access] bcrypt flood: statuses ${JSON.stringify(Object.fromEntries(statuses))}, /healthz p99 ${p99(health).toFixed(1)} ms, download p99 ${p99(downloads).toFixed(1)} ms`);
+      expect(statuses.get(401)).toBeGreaterThan(0);
+      expect(statuses.get(503)).toBeGreaterThan(0);
+      expect([...statuses.keys()].sort()).toEqual([401, 503]);
+      expect(retryAfter).toBe(true);
+      expect(p99(health)).toBeLessThan(100);
+      expect(p99(downloads)).toBeLessThan(100);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  test.each(targets)("%s: one address's failures are budgeted; spent, it gets 429 + Retry-After while others still get checked", async (_name, start) => {
+    const target = await start({ AUTH_BASIC: HTPASSWD_10 });
+    try {
+      const from = (client: string, authorization: string) =>
+        request(`${target.url}${BIG_URL}`, { headers: { ...IDENTITY, Authorization: authorization, "CF-Connecting-IP": client } });
+      const attacker = _name.startsWith("node") ? "127.0.0.1" : "203.0.113.7";
+      const answers = [];
+      for (let i = 0; i < 12; i++) answers.push((await from(attacker, junk())).status);
+      expect(answers).toEqual([...Array(10).fill(401), 429, 429]);
+      const throttled = await from(attacker, junk());
+      expect(throttled.status).toBe(429);
+      expect(Number(throttled.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+      expect(throttled.body.toString()).toMatch(/^too many failed credential checks from this address/);
+      // workerd takes the client from CF-Connecting-IP: another address has its own budget.
+      if (!_name.startsWith("node")) expect((await from("198.51.100.3", basic("gateway", PASSWORD))).status).toBe(200);
+    } finally {
+      await target.stop();
+    }
   });
 });

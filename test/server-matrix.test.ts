@@ -203,6 +203,11 @@ describe.each(targets)("%s", (_name, start, { edgeCompresses }) => {
       expect(stale.body.length).toBe(size);
       const byDate = await get(BIG_URL, { Range: "bytes=0-9", "If-Range": headers["last-modified"]! });
       expect(byDate.status).toBe(206);
+      // A validator that cannot be read matches nothing (RFC 9110 §13.1.5): the whole plugin, never a piece of it.
+      for (const unreadable of ["yesterday", headers.etag!.slice(1), "Tue, 31 Feb 2026 00:00:00 GMT"]) {
+        const res = await get(BIG_URL, { ...IDENTITY, Range: "bytes=0-9", "If-Range": unreadable });
+        expect([res.status, res.body.length], unreadable).toEqual([200, size]);
+      }
     });
 
     test("HEAD ignores Range", async () => {

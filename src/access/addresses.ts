@@ -40,6 +40,14 @@ export class AddressList {
   }
 }
 
+/** What a client's budgets are kept under: its address; an IPv6 one by its /64, one host's usual share. */
+export function clientKey(address: string | undefined): string {
+  const parsed = parseAddress(address);
+  if (!parsed) return "unknown";
+  if (parsed.kind() === "ipv4") return parsed.toString();
+  return `${(parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16)).join(":")}::/64`;
+}
+
 function parseAddress(text: string | undefined): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
   if (!text) return undefined;
   const bare = text.trim().replace(/^\[(.*)\]$/, "$1"); // a bracketed IPv6 literal, as some proxies write it
@@ -61,7 +69,9 @@ export function forwardedClient(peer: string | undefined, forwardedFor: string |
   const hops = forwardedFor.split(",").map((hop) => hop.trim());
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hops[i]!;
-    if (!trusted.contains(hop)) return parseAddress(hop)?.toString() ?? hop;
+    // A hop that is not an address (a forged "unknown", log syntax) makes the client unknown:
+    // never allowed by ALLOW_CIDRS, logged as "-", never written into a log line as sent.
+    if (!trusted.contains(hop)) return parseAddress(hop)?.toString();
   }
-  return hops[0] || peer; // every hop is a trusted proxy: the first one is where the request came from
+  return parseAddress(hops[0])?.toString() ?? peer; // every hop is a trusted proxy: the first one is where the request came from
 }

@@ -9,6 +9,11 @@ const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 /** RFC 6750 §2.1 b64token. */
 const TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 export const MIN_TOKEN_LENGTH = 16;
+/**
+ * Each cost step doubles a check's CPU: cost 12 is about 0.25 s of a core per unknown header;
+ * beyond it, a handful of clients with new headers would keep a core busy.
+ */
+export const MAX_BCRYPT_COST = 12;
 
 function meaningfulLines(text: string): { line: string; number: number }[] {
   return text
@@ -26,6 +31,10 @@ export function parseHtpasswd(text: string): Map<string, string> {
     const hash = line.slice(colon + 1);
     if (!BCRYPT.test(hash)) {
       throw new Error(`line ${number} (user ${JSON.stringify(user)}) is not a bcrypt hash; create it with htpasswd -B (MD5, SHA-1 and crypt hashes are refused)`);
+    }
+    const cost = Number(hash.slice(4, 6));
+    if (cost > MAX_BCRYPT_COST) {
+      throw new Error(`line ${number} (user ${JSON.stringify(user)}) has bcrypt cost ${cost}; at most ${MAX_BCRYPT_COST} is accepted (each check costs 2^cost rounds of CPU): recreate it with htpasswd -B -C 10`);
     }
     if (users.has(user)) throw new Error(`line ${number}: user ${JSON.stringify(user)} is listed twice`);
     users.set(user, hash);

@@ -1,5 +1,6 @@
-import { ForbiddenError, NotFoundError, UnauthorizedError } from "../core/errors.ts";
-import { isDownload, routeKind } from "../core/routes.ts";
+import { BusyError, ForbiddenError, NotFoundError, TooManyRequestsError, UnauthorizedError } from "../core/errors.ts";
+import { routeKind } from "../core/routes.ts";
+import { BUSY_RETRY_AFTER_SECONDS } from "./authenticator.ts";
 import type { AccessSettings } from "./settings.ts";
 
 export const REALM = "higress-plugin-server";
@@ -16,9 +17,13 @@ export const unrestricted = (s: AccessSettings | undefined): boolean =>
   !s || (!s.auth && !s.allow && s.catalog === "public");
 
 /**
- * Decides whether a request may proceed; throws the refusal otherwise. Health checks stay open
- * whatever is configured: the kubelet carries no credentials. Metrics on the main port take the
- * download credentials (METRICS_PORT keeps them open on a port of their own instead).
+ * Decides whether a request may proceed; throws the refusal otherwise. `pathname` must be the path
+ * exactly as the router matches it (percent-encoding kept), so that what is classified here is
+ * what is served. Health checks stay open whatever is configured: the kubelet carries no
+ * credentials. With credentials set, everything else needs them unless the catalog is public on
+ * purpose, unknown paths included: no spelling of a path decides whether they are asked for.
+ * Metrics on the main port take the download credentials (METRICS_PORT keeps them open on a port
+ * of their own instead).
  */
 export async function guard(settings: AccessSettings | undefined, request: AccessRequest): Promise<void> {
   if (unrestricted(settings)) return;
@@ -30,9 +35,13 @@ export async function guard(settings: AccessSettings | undefined, request: Acces
   }
   const catalog = kind === "catalog" || kind === "api";
   if (catalog && s.catalog === "off") throw new NotFoundError("the catalog is turned off on this server (CATALOG=off)");
-  if (!s.auth || (catalog && s.catalog === "public") || !(catalog || kind === "metrics" || isDownload(kind))) return;
-  const verdict = await s.auth.check(request.authorization);
+  if (!s.auth || (catalog && s.catalog === "public")) return;
+  const verdict = await s.auth.check(request.authorization, request.client);
   if (verdict === "ok") return;
+  if (verdict === "throttled") {
+    throw new TooManyRequestsError("too many failed credential checks from this address; try again later", s.auth.retryAfter(request.client));
+  }
+  if (verdict === "busy") throw new BusyError("too many credential checks at once; try again shortly", BUSY_RETRY_AFTER_SECONDS);
   throw new UnauthorizedError(
     verdict === "missing" ? "credentials required: send HTTP Basic (user:password@ in the URL) or a bearer token" : "wrong credentials",
     s.auth.challenge(REALM),

@@ -12,7 +12,8 @@ export interface EntityTag {
 /** `*` or a list of entity-tags. */
 export type TagCondition = { readonly any: true } | { readonly any: false; readonly tags: readonly EntityTag[] };
 
-export type IfRange = { readonly kind: "etag"; readonly tag: EntityTag } | { readonly kind: "date"; readonly date: Date };
+/** `invalid`: present but neither an entity-tag nor an HTTP-date, so it matches nothing (section 13.1.5). */
+export type IfRange = { readonly kind: "etag"; readonly tag: EntityTag } | { readonly kind: "date"; readonly date: Date } | { readonly kind: "invalid" };
 
 export interface Preconditions {
   readonly ifMatch?: TagCondition;
@@ -78,8 +79,10 @@ function parseIfRange(value: string | null): IfRange | undefined {
   const tag = parseEntityTag(value);
   if (tag) return { kind: "etag", tag };
   const date = parseHttpDate(value);
-  return date ? { kind: "date", date } : undefined;
+  return date ? { kind: "date", date } : INVALID_IF_RANGE;
 }
+
+const INVALID_IF_RANGE: IfRange = Object.freeze({ kind: "invalid" });
 
 const NONE: Preconditions = Object.freeze({});
 
@@ -134,6 +137,7 @@ export function evaluatePreconditions(p: Preconditions, current: Validators, met
 /** Section 13.1.5: a Range applies only while the validator in If-Range still describes the representation. */
 export function ifRangeHolds(ifRange: IfRange | undefined, current: Validators): boolean {
   if (!ifRange) return true;
+  if (ifRange.kind === "invalid") return false; // a validator that cannot be read cannot match: the whole representation
   if (ifRange.kind === "etag") {
     const tag = parseEntityTag(current.etag);
     return tag !== undefined && !tag.weak && !ifRange.tag.weak && tag.opaque === ifRange.tag.opaque;

@@ -4,7 +4,7 @@
  */
 export class HttpError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 414 | 500 | 502 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 414 | 429 | 500 | 502 | 503,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
     /** Extra machine-readable facts rendered into JSON error bodies. */
@@ -53,6 +53,23 @@ export class NotFoundError extends HttpError {
 export class MethodNotAllowedError extends HttpError {
   constructor(method: string, allow: readonly string[]) {
     super(405, `method ${method} is not allowed; use ${allow.join(" or ")}`, { Allow: allow.join(", ") });
+  }
+}
+
+/** RFC 6585 §4: this client has sent too many failed attempts; Retry-After says when to try again. */
+export class TooManyRequestsError extends HttpError {
+  constructor(message: string, retryAfter: number) {
+    super(429, message, { "Retry-After": String(retryAfter) });
+  }
+}
+
+/**
+ * The server is overloaded (RFC 9110 §15.6.4), here by credential checks: a 5xx, which the
+ * gateway retries after its backoff, with Retry-After for other clients.
+ */
+export class BusyError extends HttpError {
+  constructor(message: string, retryAfter: number) {
+    super(503, message, { "Retry-After": String(retryAfter) });
   }
 }
 

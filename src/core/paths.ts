@@ -1,4 +1,4 @@
-import { BadRequestError, UriTooLongError } from "./errors.ts";
+import { BadRequestError, NotFoundError, UriTooLongError } from "./errors.ts";
 import { checkFile, checkName, checkVersion } from "./names.ts";
 
 /** What a path under `/plugins` asks for, after validation. */
@@ -37,7 +37,9 @@ function valid(message: string | undefined, value: string): string {
  */
 export function parsePluginPath(pathname: string): PluginPath {
   if (pathname.length > MAX_PATH_LENGTH) throw new UriTooLongError(MAX_PATH_LENGTH);
-  const rest = pathname.replace(/^\/plugins(?=\/|$)/, "");
+  // Literally `plugins`: an encoded `/%70lugins/...` is not a plugin path (nor any path we serve).
+  if (!/^\/plugins(?:\/|$)/.test(pathname)) throw new NotFoundError("not found: plugins are served under /plugins/<name>/<version>/plugin.wasm");
+  const rest = pathname.slice("/plugins".length);
   const segments = rest.split("/").slice(1);
   if (segments.at(-1) === "") segments.pop();
   if (segments.some((s) => s === "")) throw new BadRequestError("path contains an empty segment ('//')");

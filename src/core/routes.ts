@@ -18,6 +18,18 @@ export function routeKind(pathname: string): RouteKind {
   return "other";
 }
 
+/**
+ * The path of a request URL exactly as sent (percent-encoding kept, no query). Both the access
+ * guard and the router work on it: a router that decoded `/%61pi/v1/plugins` into `/api/v1/plugins`
+ * would serve what the guard classified as an unknown path.
+ */
+export function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  const end = url.indexOf("?", start);
+  return url.slice(start, end < 0 ? undefined : end);
+}
+
 /** Routes whose bytes are plugins: what download credentials protect. */
 export const isDownload = (kind: RouteKind): boolean => kind === "plugin" || kind === "metadata" || kind === "file";
 

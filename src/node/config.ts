@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
+import type { AuthenticatorOptions } from "../access/authenticator.ts";
 import { accessSettings, type AccessSettings, type Source } from "../access/settings.ts";
 import { parseStoreLocation, LocationError, type StoreLocation } from "../storage/location.ts";
-import { DEFAULT_ALIAS_CACHE_CONTROL, DEFAULT_CACHE_CONTROL } from "../app.ts";
+import { cacheControlProblems, DEFAULT_ALIAS_CACHE_CONTROL, DEFAULT_CACHE_CONTROL } from "../app.ts";
 
 /** Server configuration from environment variables, validated up front with messages that name the variable. */
 export interface ServerConfig {
@@ -149,17 +150,16 @@ const envSource = (read: EnvReader, name: string): Source | undefined => {
   return text === undefined ? undefined : { text, from: `${name}=${text}` };
 };
 
-export function loadConfig(env: Env): ServerConfig {
+/** `auth`: how the server runs its credential checks (the Node entry's bcrypt thread). */
+export function loadConfig(env: Env, auth: AuthenticatorOptions = {}): ServerConfig {
   const read = new EnvReader(env);
   const store = read.store("STORE");
   const s3 = read.s3();
+  read.problems.push(...cacheControlProblems(read.get("CACHE_CONTROL"), read.get("ALIAS_CACHE_CONTROL")));
   const cacheControl = read.get("CACHE_CONTROL") ?? DEFAULT_CACHE_CONTROL;
-  if (/[\r\n\0]/.test(cacheControl)) read.problems.push("CACHE_CONTROL must be a single header value line");
+  const aliasCacheControl = read.get("ALIAS_CACHE_CONTROL") ?? DEFAULT_ALIAS_CACHE_CONTROL;
   const logFormat = read.get("LOG_FORMAT") ?? "text";
   if (logFormat !== "text" && logFormat !== "json") read.problems.push(`LOG_FORMAT=${logFormat} must be text or json`);
-  const aliasCacheControl = read.get("ALIAS_CACHE_CONTROL") ?? DEFAULT_ALIAS_CACHE_CONTROL;
-  if (/[\r\n\0]/.test(aliasCacheControl)) read.problems.push("ALIAS_CACHE_CONTROL must be a single header value line");
-  else if (/immutable/i.test(aliasCacheControl)) read.problems.push("ALIAS_CACHE_CONTROL must not be immutable: an alias can be re-pointed");
   const cacheDir = read.get("CACHE_DIR");
   const timeoutMs = read.integer("STORE_TIMEOUT_MS", 5_000, 100, 600_000);
   const config: ServerConfig = {
@@ -199,6 +199,7 @@ export function loadConfig(env: Env): ServerConfig {
         ...optional("trustedProxies", envSource(read, "TRUSTED_PROXIES")),
       },
       read.problems,
+      auth,
     ),
   };
   read.check();

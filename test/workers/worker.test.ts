@@ -1,5 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, test } from "vitest";
+import worker, { clientAddress } from "../../src/worker.ts";
 
 /**
  * The worker entry inside the Workers runtime itself (@cloudflare/vitest-pool-workers), with
@@ -68,5 +69,33 @@ describe("worker entry in workerd with an R2 binding", () => {
     expect(post.status).toBe(405);
     expect(post.headers.get("allow")).toBe("GET, HEAD");
     await post.arrayBuffer();
+  });
+});
+
+describe("worker settings and the client's address", () => {
+  const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as Parameters<NonNullable<typeof worker.fetch>>[2];
+  /** The test bindings with some vars of the test's own. */
+  const vars = (more: Record<string, string>) => ({ ...env, ...more }) as unknown as Env;
+
+  test("an immutable ALIAS_CACHE_CONTROL is refused, as the Node entry refuses it: an alias can be re-pointed", async () => {
+    const res = await worker.fetch!(new Request(`${base}/plugins/key-auth/1.0.0/plugin.wasm`) as never, vars({ ALIAS_CACHE_CONTROL: "public, max-age=60, immutable" }), ctx);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toMatch(/configuration is invalid/);
+  });
+
+  test("CF-Connecting-IP is believed only from Cloudflare's network (review N7), or when TRUST_CF_CONNECTING_IP=true", () => {
+    const headers = { "CF-Connecting-IP": "192.0.2.9" };
+    const selfHosted = new Request(`${base}/`, { headers }); // a workerd of one's own: no cf object
+    const onCloudflare = new Request(`${base}/`, { headers, cf: { colo: "FRA" } } as RequestInit);
+    expect(clientAddress(selfHosted, "auto")).toBeUndefined();
+    expect(clientAddress(onCloudflare, "auto")).toBe("192.0.2.9");
+    expect(clientAddress(selfHosted, "true")).toBe("192.0.2.9");
+    expect(clientAddress(onCloudflare, "false")).toBeUndefined();
+  });
+
+  test("without a believable client address, ALLOW_CIDRS lets nobody in", async () => {
+    const res = await worker.fetch!(new Request(`${base}/plugins/key-auth/2.0.0/plugin.wasm`, { headers: { "CF-Connecting-IP": "192.0.2.9" } }) as never, vars({ ALLOW_CIDRS: "192.0.2.0/24" }), ctx);
+    expect(res.status).toBe(403);
+    expect(await res.text()).toMatch(/^address unknown is not allowed/);
   });
 });
