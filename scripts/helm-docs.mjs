@@ -33,6 +33,7 @@ const refine = {
   "autoscaling.targetCPUUtilizationPercentage": { type: "integer", minimum: 1, maximum: 100 },
   "storage.bucket": { pattern: "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$" },
   "uploader.concurrency": { type: "integer", minimum: 1, maximum: 64 },
+  "uploader.leaseWaitSeconds": { type: "integer", minimum: 0, maximum: 86400 },
   "uploader.mirrors": { items: { type: "string", pattern: "^[^=]+=[^=]+$" } },
   "uploader.backoffLimit": { type: "integer", minimum: 0 },
   "uploader.activeDeadlineSeconds": { type: "integer", minimum: 60 },

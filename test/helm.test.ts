@@ -120,7 +120,7 @@ describe.skipIf(!helm)("Helm chart", () => {
 
     const job = find(objects, "Job") as K8sObject & { spec: any };
     expect(job.metadata.annotations).toMatchObject({ "helm.sh/hook": "post-install,post-upgrade", "helm.sh/hook-delete-policy": "before-hook-creation" });
-    expect(job.spec.template.spec.containers[0].args).toEqual(["sync", "--concurrency", "4"]);
+    expect(job.spec.template.spec.containers[0].args).toEqual(["sync", "--concurrency", "4", "--wait-for-lease", "900"]);
 
     const secret = find(objects, "Secret", "-minio") as K8sObject & { data: Record<string, string> };
     expect(secret.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
@@ -235,10 +235,17 @@ describe.skipIf(!helm)("Helm chart", () => {
     const container = job.spec.template.spec.containers[0];
     expect(container.image).toBe(`ghcr.io/higress-plugin-server/higress-plugin-server@sha256:${"a".repeat(64)}`);
     expect(container.args).toEqual([
-      "sync", "--config", "/config/plugins.properties", "--concurrency", "4",
+      "sync", "--config", "/config/plugins.properties", "--concurrency", "4", "--wait-for-lease", "900",
       "--mirror", "higress-registry.cn-hangzhou.cr.aliyuncs.com=harbor.local/higress",
     ]);
     expect(container.env.find((e: any) => e.name === "REGISTRY_PASSWORD").valueFrom.secretKeyRef.name).toBe("plugins-higress-plugin-server-registry");
+    // The credentials go to the mirror's host only (review N8), unless the hosts are named.
+    expect(container.env.find((e: any) => e.name === "REGISTRY_HOSTS").value).toBe("harbor.local");
+    const named = find(await render([...VALUE_SETS["properties, mirror, registry credentials, cron"]!, "--set", "uploader.registryCredentials.hosts={registry.team:5000,harbor.local}"]), "Job") as any;
+    expect(named.spec.template.spec.containers[0].env.find((e: any) => e.name === "REGISTRY_HOSTS").value).toBe("registry.team:5000,harbor.local");
+    await expect(render(["--set", "uploader.registryCredentials.username=robot", "--set", "uploader.registryCredentials.password=pw"])).rejects.toThrow(
+      /uploader.registryCredentials.hosts must name the registries \(host\[:port\]\) the credentials are for/,
+    );
     const config = find(objects, "ConfigMap", "-uploader") as any;
     expect(config.data["plugins.properties"]).toBe("key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n");
     expect((find(objects, "CronJob", "-sync") as any).spec.schedule).toBe("17 3 * * *");

@@ -143,6 +143,82 @@ describe("bundles", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  /** A bundle of `count` versions of p whose plugin.wasm is `head` then zeros up to `size`, written as a stream. */
+  async function zeroBundle(count: number, size: number, head: Uint8Array): Promise<string> {
+    const tarStream = (await import("tar-stream")).default;
+    const { createGzip } = await import("node:zlib");
+    const { createWriteStream } = await import("node:fs");
+    const { pipeline } = await import("node:stream/promises");
+    const zeros = Buffer.alloc(1 << 20);
+    const hash = createHash("sha256").update(head);
+    for (let left = size - head.length; left > 0; left -= zeros.length) hash.update(zeros.subarray(0, Math.min(left, zeros.length)));
+    const digest = hash.digest("hex");
+    const versions = Array.from({ length: count }, (_, i) => `${i + 1}.0.0`);
+    const pack = tarStream.pack();
+    const file = path.join(await tempDir("zeros-"), "zeros.tar.gz");
+    const written = pipeline(pack, createGzip({ level: 1 }), createWriteStream(file));
+    pack.entry({ name: "bundle.json" }, JSON.stringify(inventoryOf(versions.map((version) => ({ name: "p", version, source: "x", files: { "plugin.wasm": digest } })))));
+    for (const version of versions) {
+      const entry = pack.entry({ name: `plugins/p/${version}/plugin.wasm`, size });
+      entry.write(head);
+      for (let left = size - head.length; left > 0; left -= zeros.length) {
+        if (!entry.write(zeros.subarray(0, Math.min(left, zeros.length)))) await new Promise<void>((r) => entry.once("drain", () => r()));
+      }
+      await new Promise<void>((resolve, reject) => entry.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    }
+    pack.finalize();
+    await written;
+    return file;
+  }
+  const maxRss = (stderr: string) => Number(/max rss: (\d+) MiB/.exec(stderr)?.[1] ?? NaN);
+  const measured = { NODE_OPTIONS: `--require ${path.join(import.meta.dirname, "support/max-rss.cjs")}` };
+
+  test("review N3: five 200 MiB zero-filled modules (a 1 MB bundle) are refused at their first bytes, in bounded memory", async () => {
+    const file = await zeroBundle(5, 200 << 20, new Uint8Array(8));
+    const store = await tempDir("store-");
+    const result = await cli(["import", file, "--to", store], measured);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/plugins\/p\/1\.0\.0\/plugin\.wasm does not start with the WebAssembly header/);
+    expect(await readdir(store)).toEqual([]);
+    console.log(`[security] zero-filled bundle: ${maxRss(result.stderr)} MiB peak`);
+    expect(maxRss(result.stderr)).toBeLessThan(160);
+  });
+
+  test("review N3: modules with a wasm header are spooled to disk and loaded one at a time; --max-unpacked-mb bounds the run", async () => {
+    const file = await zeroBundle(3, 130 << 20, new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+    const result = await cli(["import", file, "--to", await tempDir("store-"), "--json"], measured);
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout);
+    expect(report.versions.map((v: { status: string; error: string }) => [v.status, v.error])).toEqual(
+      Array(3).fill(["failed", expect.stringMatching(/is not a valid WebAssembly module/)]),
+    );
+    // 390 MiB of modules: the old reader held them all at once.
+    console.log(`[security] spooled bundle of 3 x 130 MiB: ${maxRss(result.stderr)} MiB peak`);
+    expect(maxRss(result.stderr)).toBeLessThan(330);
+    const bounded = await cli(["import", file, "--to", await tempDir("store-"), "--max-unpacked-mb", "200"]);
+    expect(bounded.code).toBe(1);
+    expect(bounded.stderr).toMatch(/unpacks to more than 209715200 bytes at plugins\/p\/2\.0\.0\/plugin\.wasm \(--max-unpacked-mb 200\)/);
+    expect((await cli(["import", file, "--max-unpacked-mb", "0"])).stderr).toMatch(/--max-unpacked-mb takes a whole number/);
+  }, 60_000);
+
+  test("review N3: at most 12 extras per version, from a bundle or a directory", async () => {
+    const extras = Object.fromEntries(Array.from({ length: 13 }, (_, i) => [`README_L${String.fromCharCode(65 + i)}.md`, text(`# ${i}\n`)]));
+    const file = await bundle(
+      [["plugins/p/1.0.0/plugin.wasm", wasm], ...Object.entries(extras).map(([f, d]) => [`plugins/p/1.0.0/${f}`, d] as [string, Uint8Array])],
+      inventoryOf([{ name: "p", version: "1.0.0", source: "x", files: { "plugin.wasm": sha256(wasm), ...Object.fromEntries(Object.entries(extras).map(([f, d]) => [f, sha256(d)])) } }]),
+    );
+    const fromBundle = await cli(["import", file, "--to", await tempDir("store-")]);
+    expect(fromBundle.code).toBe(1);
+    expect(fromBundle.stderr).toContain("p 1.0.0 lists 13 extra files; at most 12 are accepted");
+    const dir = await tempDir("tree-");
+    await mkdir(path.join(dir, "p", "1.0.0"), { recursive: true });
+    await writeFile(path.join(dir, "p", "1.0.0", "plugin.wasm"), wasm);
+    for (const [f, d] of Object.entries(extras)) await writeFile(path.join(dir, "p", "1.0.0", f), d);
+    const fromDir = await cli(["import-dir", dir, "--to", await tempDir("store-")]);
+    expect(fromDir.code).toBe(1);
+    expect(fromDir.stderr).toMatch(/p\/1\.0\.0 carries 13 extra files .*; at most 12 are accepted/);
+  });
+
   test("a bundle listing one version twice is refused before anything is written", async () => {
     const file = await bundle(
       [["plugins/p/1.0.0/plugin.wasm", wasm]],
@@ -213,6 +289,32 @@ describe("registry credentials stay with the registry", () => {
     expect(result.stderr).toContain("registry credentials are never sent to another origin");
     expect(seen.length).toBeGreaterThan(0);
     expect(seen.every((h) => h === "none")).toBe(true);
+  });
+});
+
+describe("registry answers never become other requests (review N4)", () => {
+  test("an index entry whose digest is a path is refused, and nothing but the manifest is asked for, with or without credentials", async () => {
+    const seen: string[] = [];
+    const registry = await listenLoopback((req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ? "with credentials" : "anonymous"}`);
+      if (!req.headers.authorization) {
+        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="registry"' }).end();
+        return;
+      }
+      const index = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: "../../../internal/admin/delete-everything?x=", size: 10, platform: { os: "linux", architecture: "amd64" } }],
+      });
+      res.writeHead(200, { "Content-Type": "application/vnd.oci.image.index.v1+json" }).end(index);
+    });
+    const dir = await tempDir("cfg-");
+    await writeFile(path.join(dir, "plugins.properties"), `p=oci://${registry.host}/team/p:1.0.0\n`);
+    const result = await cli(["sync", "--config", path.join(dir, "plugins.properties"), "--to", await tempDir("store-"), "--plain-http", registry.host, "--credentials", `${registry.host}=robot:s3cret`]);
+    registry.server.close();
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('is an index whose image digest "../../../internal/admin/delete-everything?x=" is not sha256:<64 hex digits>');
+    expect(new Set(seen)).toEqual(new Set(["/v2/team/p/manifests/1.0.0 anonymous", "/v2/team/p/manifests/1.0.0 with credentials"]));
   });
 });
 

@@ -176,6 +176,16 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
       expect(wrong.code).toBe(1);
       expect(`${wrong.stdout}${wrong.stderr}`).toContain("refused the credentials of robot");
       expect(`${wrong.stdout}${wrong.stderr}${piped.stdout}${piped.stderr}`).not.toMatch(/not-the-password|pw-from-docker-config/);
+
+      // REGISTRY_USERNAME/PASSWORD go to the hosts REGISTRY_HOSTS names, and to no registry without it (review N8).
+      const secret = { DOCKER_CONFIG: dir, REGISTRY_USERNAME: "robot", REGISTRY_PASSWORD: "pw-from-docker-config" };
+      const unnamed = await cli([...args, "--force"], secret);
+      expect(unnamed.code).toBe(1);
+      expect(unnamed.stdout).toContain(`needs a username and password (Basic auth); REGISTRY_USERNAME and REGISTRY_PASSWORD are set, but go only to the hosts in REGISTRY_HOSTS, which does not name ${basic.host}: add it (REGISTRY_HOSTS=${basic.host})`);
+      const named = await cli([...args, "--force"], { ...secret, REGISTRY_HOSTS: `other.example, ${basic.host}` });
+      expect(named.code, named.stdout).toBe(0);
+      const lone = await cli(args, { REGISTRY_USERNAME: "robot" });
+      expect([lone.code, lone.stderr.trim().split("\n")[0]]).toEqual([2, "plugin-uploader: REGISTRY_USERNAME is set but REGISTRY_PASSWORD is not"]);
     } finally {
       await basic.stop();
     }

@@ -7,7 +7,7 @@ import { parseJsonConfig, parseProperties, type SyncPlan } from "../uploader/con
 import { sync } from "../uploader/sync.ts";
 import type { Report as SyncReport } from "../uploader/pipeline.ts";
 import { beforePuts, sha256 } from "./support/fixtures.ts";
-import { dockerImage, indexWithAttestation, orasPlugin, wasmArtifact, writeDirLayout, writeOciLayout } from "./support/oci-layout.ts";
+import { dockerImage, imageManifest, indexWithAttestation, ORAS_CONFIG, orasPlugin, wasmArtifact, writeDirLayout, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startFlakyProxy, startRedirectingProxy, startRegistry, type Registry } from "./support/registry.ts";
 import { publishVersion } from "../uploader/publish.ts";
 import { RegistryClient } from "../uploader/oci/client.ts";
@@ -77,6 +77,15 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
     await writeOciLayout(indexDir, "1.0.0", indexed.index, indexed.blobs);
     await push(`oci:${indexDir}:1.0.0`, open, "plugins/indexed:1.0.0", undefined, true);
     await pushLayout(open, "plugins/notwasm", orasPlugin(new TextEncoder().encode("<html>not a plugin</html>")));
+    // Review N3: an artifact that lists README after README (each within the per-file cap).
+    const wordy = orasPlugin(WASM.oras);
+    const readmes = Array.from({ length: 12 }, (_, i): import("./support/oci-layout.ts").Blob => ({
+      mediaType: "application/vnd.module.wasm.doc.v1+markdown",
+      data: new TextEncoder().encode(`# readme ${i}\n`),
+      annotations: { "org.opencontainers.image.title": `README_L${String.fromCharCode(65 + i)}.md` },
+    }));
+    const wordyLayers = [...readmes, ...wordy.blobs.slice(1)];
+    await pushLayout(open, "plugins/wordy", { manifest: imageManifest(ORAS_CONFIG, wordyLayers), blobs: [ORAS_CONFIG, ...wordyLayers] });
     // Corrupt the plugin layer inside the registry's storage, after skopeo pushed it intact.
     const corrupt = orasPlugin(WASM.corrupt);
     await pushLayout(open, "plugins/corrupt", corrupt);
@@ -125,6 +134,8 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
     expect(byName(report).notwasm!.error).toMatch(/WebAssembly magic/);
     expect(byName(report).oras!.status).toBe("published");
     expect(report.failed).toBe(4); // two versions and their two aliases
+    const wordy = await sync({ store, plan: plan(open.host, ["wordy"]), plainHttp: new Set([open.host]) });
+    expect(byName(wordy).wordy!.error).toMatch(/plugins\/wordy:1\.0\.0 carries 15 extra files \(README\*\.md, spec\.yaml, icon\.png or icon\.svg\); at most 12 are accepted/);
     const plugins = await readdir(path.join(storeRoot(store), "plugins"));
     expect(plugins).toEqual(["oras"]);
   });

@@ -78,12 +78,20 @@ async function consistent(store: string, modules: Map<string, Uint8Array>): Prom
   return problems;
 }
 
-test("two uploaders publishing the same plugins into one store at once: both exit 0, the store verifies", { timeout: 60_000 }, async () => {
+test("two uploaders publishing into one store at once (review N5): one writes at a time; the other waits, or exits 3 naming the holder", { timeout: 60_000 }, async () => {
   const { tree } = await pluginTree(6, 300_000);
   const store = await mkdtemp(path.join(tmpdir(), "ops-store-"));
-  const [a, b] = await Promise.all([cli(["import-dir", tree, "--to", store]), cli(["import-dir", tree, "--to", store])]);
+  const [a, b] = await Promise.all([cli(["import-dir", tree, "--to", store, "--wait-for-lease", "30"]), cli(["import-dir", tree, "--to", store, "--wait-for-lease", "30"])]);
   expect([a.code, b.code], `${a.stderr}\n${b.stderr}`).toEqual([0, 0]);
+  // The second went after the first: it found everything published.
+  expect([a.stderr, b.stderr].filter((e) => e.includes("waiting for the store's lease: held by import-dir on"))).toHaveLength(1);
+  expect([a.stderr, b.stderr].filter((e) => (e.match(/^unchanged /gm) ?? []).length === 6)).toHaveLength(1);
   expect((await cli(["verify", "--to", store])).stdout).toBe("6 versions checked, 0 problems\n");
+
+  const [c, d] = await Promise.all([cli(["import-dir", tree, "--to", store, "--force"]), cli(["import-dir", tree, "--to", store, "--force"])]);
+  expect([c.code, d.code].sort()).toEqual([0, 3]);
+  expect([c, d].find((r) => r.code === 3)!.stderr).toMatch(/the store is being written by another plugin-uploader \(import-dir on \S+, pid \d+, since .*\); wait for it \(--wait-for-lease <seconds>\) or, if it died, its lease uploader\.lease\.json lapses at /);
+  expect(await readdir(store)).toEqual(["index.json", "plugins"]); // the lease is gone with its run
 });
 
 // The interleaving that left metadata.txt behind metadata.json, played on purpose: A writes its

@@ -1,6 +1,8 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { rename, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, gzipSync } from "node:zlib";
 import tarStream from "tar-stream";
@@ -9,9 +11,10 @@ import { checkName, checkVersion } from "../src/core/names.ts";
 import { writeTar } from "./archive/tar.ts";
 import { sha256Hex } from "./digest.ts";
 import { ArtifactError } from "./errors.ts";
-import { EXTRAS_DESCRIPTION, isExtra, MAX_EXTRA_BYTES } from "./extras.ts";
+import { checkExtras, EXTRAS_DESCRIPTION, isExtra, MAX_EXTRA_BYTES, MAX_EXTRAS } from "./extras.ts";
 import { MAX_WASM_BYTES } from "./wasm.ts";
 import { mapPool } from "./pool.ts";
+import { DIGEST } from "./oci/reference.ts";
 import type { Job, ProgressEvent, VersionResult } from "./pipeline.ts";
 import type { PluginVersion } from "./publish.ts";
 
@@ -92,22 +95,38 @@ export async function exportBundle(
 }
 
 const MAX_INVENTORY_BYTES = 16 * 1024 * 1024;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
+/** What a bundle may unpack to in one run, unless `--max-unpacked-mb` says otherwise (the official set is far below). */
+export const DEFAULT_MAX_UNPACKED_BYTES = 4096 * 1024 * 1024;
+const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+export interface OpenedBundle {
+  readonly jobs: Job[];
+  readonly aliases: Map<string, Record<string, string>>;
+  /** Removes the unpacked files; call once the jobs have run. */
+  close(): Promise<void>;
+}
 
 /**
- * Reads and verifies a bundle completely before anything is published from it. The gzip and the
- * tar are streamed: the inventory comes first and says which entries may follow and how large
- * each may be, so an entry the inventory does not list, or one larger than its cap, stops the
- * read at its header (a 1 MB bundle of 1 GiB of zeros costs nothing). Bundles are untrusted:
- * every name, version, digest and source line is validated.
+ * Reads and verifies a bundle completely before anything is published from it, in bounded memory.
+ * The gzip and the tar are streamed: the inventory comes first and says which entries may follow
+ * and how large each may be, so an entry the inventory does not list, one larger than its cap, or
+ * one that takes the run past `maxUnpackedBytes` stops the read at its header, and a module that
+ * does not start with the wasm header stops it at its first bytes (a 1 MB bundle of 1 GiB of zeros
+ * costs nothing). Entries are spooled to a temporary directory as they are hashed, and each job
+ * reads its own version back (its `size` lets the pipeline bound how many modules it holds).
+ * Bundles are untrusted: every name, version, digest and source line is validated.
  */
-export async function readBundle(file: string): Promise<{ jobs: Job[]; aliases: Map<string, Record<string, string>> }> {
+export async function readBundle(file: string, options: { maxUnpackedBytes?: number } = {}): Promise<OpenedBundle> {
+  const budget = options.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES;
   const fail = (why: string) => new ArtifactError(`bundle ${file}: ${why}`);
+  const spool = await mkdtemp(path.join(tmpdir(), "plugin-bundle-"));
+  const close = () => rm(spool, { recursive: true, force: true });
   let inventory: Inventory | undefined;
   /** key -> what the inventory says of it */
-  const expected = new Map<string, { sha256: string; max: number }>();
-  const entries = new Map<string, Uint8Array>();
+  const expected = new Map<string, { sha256: string; max: number; spooled?: { file: string; size: number } }>();
+  let unpacked = 0;
+  let entries = 0;
   const extract = tarStream.extract();
   const source = pipeline(createReadStream(file), createGunzip(), extract).catch((error: Error) => error);
   try {
@@ -131,37 +150,42 @@ export async function readBundle(file: string): Promise<{ jobs: Job[]; aliases: 
       }
       const want = expected.get(name);
       if (!want) throw fail(`holds ${name}, which its inventory does not list`);
-      if (entries.has(name)) throw fail(`holds ${name} twice`);
+      if (want.spooled) throw fail(`holds ${name} twice`);
       if (size > want.max) throw fail(`${name} is ${size} bytes; at most ${want.max} are accepted`);
-      const bytes = await readEntry(entry, size);
-      if (sha256Hex(bytes) !== want.sha256) throw fail(`${name} does not match its sha256 in ${INVENTORY}: the bundle is damaged`);
-      entries.set(name, bytes);
+      unpacked += size;
+      if (unpacked > budget) throw fail(`unpacks to more than ${budget} bytes at ${name} (--max-unpacked-mb ${Math.floor(budget / 1048576)}); raise it if the bundle is meant to be this large`);
+      const spooled = path.join(spool, String(++entries));
+      const module = name.endsWith("/plugin.wasm");
+      const sha256 = await spoolEntry(entry, size, spooled, module ? WASM_HEADER : []);
+      if (sha256 === undefined) throw fail(`${name} does not start with the WebAssembly header (\\0asm, version 1): not a module`);
+      if (sha256 !== want.sha256) throw fail(`${name} does not match its sha256 in ${INVENTORY}: the bundle is damaged`);
+      want.spooled = { file: spooled, size };
     }
     const failure = await source;
     if (failure) throw fail(`cannot be read as a .tar.gz (${failure.message})`);
+    if (!inventory) throw fail(`has no ${INVENTORY}`);
+    for (const [key, want] of expected) if (!want.spooled) throw fail(`${key} is listed but missing`);
   } catch (error) {
     extract.destroy();
+    await close();
     if (error instanceof ArtifactError) throw error;
     throw fail(`cannot be read as a .tar.gz (${(error as Error).message})`);
   }
-  if (!inventory) throw fail(`has no ${INVENTORY}`);
-  const jobs: Job[] = [];
-  for (const p of inventory.plugins) {
-    const data = new Map<string, Uint8Array>();
-    for (const f of Object.keys(p.files)) {
-      const key = `plugins/${p.name}/${p.version}/${f}`;
-      const bytes = entries.get(key);
-      if (!bytes) throw fail(`${key} is listed but missing`);
-      data.set(f, bytes);
-    }
-    const wasm = data.get("plugin.wasm")!;
-    data.delete("plugin.wasm");
-    const plugin: PluginVersion = { name: p.name, version: p.version, wasm, extras: data, source: p.source, ...(p.manifestDigest ? { manifestDigest: p.manifestDigest } : {}) };
-    jobs.push({ name: p.name, version: p.version, source: p.source, load: async () => plugin });
-  }
+  const jobs = inventory.plugins.map((p): Job => {
+    const files = Object.keys(p.files).map((f) => [f, expected.get(`plugins/${p.name}/${p.version}/${f}`)!.spooled!] as const);
+    const load = async (): Promise<PluginVersion> => {
+      checkExtras(files.filter(([f]) => f !== "plugin.wasm").map(([f, { size }]) => ({ name: f, size })), `${p.name} ${p.version} of bundle ${file}`);
+      const data = new Map<string, Uint8Array>();
+      for (const [f, spooled] of files) data.set(f, await readFile(spooled.file));
+      const wasm = data.get("plugin.wasm")!;
+      data.delete("plugin.wasm");
+      return { name: p.name, version: p.version, wasm, extras: data, source: p.source, ...(p.manifestDigest ? { manifestDigest: p.manifestDigest } : {}) };
+    };
+    return { name: p.name, version: p.version, source: p.source, size: files.reduce((n, [, s]) => n + s.size, 0), load };
+  });
   const aliases = new Map<string, Record<string, string>>();
   for (const [name, map] of Object.entries(inventory.aliases)) aliases.set(name, parseAliases(name, JSON.stringify({ aliases: map })));
-  return { jobs, aliases };
+  return { jobs, aliases, close };
 }
 
 /** Reads one tar entry whole, never more than its header declared. */
@@ -175,6 +199,29 @@ async function readEntry(entry: AsyncIterable<unknown>, size: number): Promise<U
     at += chunk.length;
   }
   return buffer.subarray(0, at);
+}
+
+/**
+ * Writes one tar entry to `file` as it arrives, hashing it, and returns its sha256; undefined as
+ * soon as its first bytes differ from `header` (a module that is not one is refused unread).
+ */
+async function spoolEntry(entry: AsyncIterable<unknown>, size: number, file: string, header: readonly number[]): Promise<string | undefined> {
+  const hash = createHash("sha256");
+  const out = await open(file, "wx", 0o600);
+  let at = 0;
+  try {
+    for await (const data of entry) {
+      const chunk = data as Buffer;
+      if (at + chunk.length > size) throw new ArtifactError("a tar entry is longer than its header says");
+      for (let i = at; i < header.length && i < at + chunk.length; i++) if (chunk[i - at] !== header[i]) return undefined;
+      hash.update(chunk);
+      await out.write(chunk);
+      at += chunk.length;
+    }
+  } finally {
+    await out.close();
+  }
+  return at < header.length ? undefined : hash.digest("hex");
 }
 
 function parseInventory(text: string, fail: (why: string) => ArtifactError): Inventory {
@@ -196,6 +243,7 @@ function parseInventory(text: string, fail: (why: string) => ArtifactError): Inv
     if (typeof p.source !== "string" || !/^[\x20-\x7e]{1,1024}$/.test(p.source)) throw fail(`${id}: source must be one printable line`);
     if (p.manifestDigest !== undefined && (typeof p.manifestDigest !== "string" || !DIGEST.test(p.manifestDigest))) throw fail(`${id}: manifestDigest must be sha256:<64 hex>`);
     if (typeof p.files !== "object" || p.files === null || typeof p.files["plugin.wasm"] !== "string") throw fail(`${id} has no plugin.wasm`);
+    if (Object.keys(p.files).length - 1 > MAX_EXTRAS) throw fail(`${id} lists ${Object.keys(p.files).length - 1} extra files; at most ${MAX_EXTRAS} are accepted`);
     for (const [f, sha] of Object.entries(p.files)) {
       if (f !== "plugin.wasm" && !isExtra(f)) throw fail(`${id}: ${f} is not a file a bundle may carry (plugin.wasm and ${EXTRAS_DESCRIPTION}; plugin.wasm.gz and metadata are always made from the module)`);
       if (typeof sha !== "string" || !HEX64.test(sha)) throw fail(`${id}: the sha256 of ${f} is not 64 hex digits`);

@@ -2,7 +2,8 @@
 /**
  * plugin-uploader: fills a plugin store from OCI registries, local files and offline bundles.
  * Progress goes to stderr, results to stdout (`--json` for machines).
- * Exit codes: 0 all done, 1 some plugins failed (each named), 2 usage or configuration error.
+ * Exit codes: 0 all done, 1 some plugins failed (each named), 2 usage or configuration error,
+ * 3 another run holds the store's lease.
  */
 import { parseArgs } from "node:util";
 import { ConfigError, EnvReader } from "../src/node/config.ts";
@@ -12,7 +13,7 @@ import { PolicyStore } from "../src/storage/policy.ts";
 import { S3Store } from "../src/storage/s3.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { createBucket } from "./bucket.ts";
-import { exportBundle, readBundle } from "./bundle.ts";
+import { DEFAULT_MAX_UNPACKED_BYTES, exportBundle, readBundle } from "./bundle.ts";
 import { loadPlan, type SyncPlan } from "./config.ts";
 import { applyMirrors } from "./oci/reference.ts";
 import { UploaderError, UsageError } from "./errors.ts";
@@ -20,6 +21,7 @@ import { localJobs } from "./local.ts";
 import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
 import { runPipeline, type ProgressEvent, type Report } from "./pipeline.ts";
 import { writeIndex } from "./store-index.ts";
+import { withLease } from "./lease.ts";
 import { listStore, verifyStore } from "./verify.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
 
@@ -27,7 +29,6 @@ import { registryJobs, type RegistryOptions } from "./sync.ts";
 declare const __VERSION__: string | undefined;
 const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
 
-const OFFICIAL_REGISTRY = "higress-registry.cn-hangzhou.cr.aliyuncs.com";
 
 const USAGE = `Usage:
   plugin-uploader sync [--config <file>] [--to <store>] [options]   mirror registry plugins into a store
@@ -49,19 +50,23 @@ Options:
   --plain-http <host:port>                 reach this registry over HTTP, not HTTPS (repeatable)
   --credentials <host>=<user>[:<password>] registry credentials (repeatable); without a password, with
   --password-stdin                         the password read from standard input (kept off the command line); also REGISTRY_USERNAME and
-                                           REGISTRY_PASSWORD for the hosts in REGISTRY_HOSTS (default: the mirrors,
-                                           else every registry but the official one), and the Docker config.json
-                                           ($DOCKER_CONFIG) with its credential helpers
+                                           REGISTRY_PASSWORD for the hosts in REGISTRY_HOSTS (comma-separated; unset:
+                                           no host), and the Docker config.json ($DOCKER_CONFIG) with its credential helpers
   --registry-timeout <seconds>             limit of one registry request, body included (default 60)
   --concurrency <n>                        plugins in flight at once (default 4)
+  --max-unpacked-mb <n>                    what a bundle may unpack to, all entries together (default 4096); it is
+                                           spooled to $TMPDIR, verified, then published a version at a time
   --force                                  publish again even when the sha256 matches
   --prune                                  remove plugins, versions and aliases the config does not list
   --dry-run                                pull and verify, write nothing
   --create-bucket                          create the S3 bucket if it does not exist
+  --wait-for-lease <seconds>               wait this long for another run writing the same store to finish
+                                           (default 0: exit 3 at once); one run writes a store at a time
   --json                                   print the report as JSON on stdout
   --verbose                                every registry and store exchange on stderr (method, URL, status, time)
 
-Exit codes: 0 success, 1 some plugins failed (verify: problems found), 2 usage or configuration error.`;
+Exit codes: 0 success, 1 some plugins failed (verify: problems found), 2 usage or configuration error,
+3 another run holds the store's lease.`;
 
 const OPTIONS = {
   config: { type: "string" },
@@ -77,6 +82,8 @@ const OPTIONS = {
   "password-stdin": { type: "boolean" },
   concurrency: { type: "string" },
   "registry-timeout": { type: "string" },
+  "max-unpacked-mb": { type: "string" },
+  "wait-for-lease": { type: "string" },
   force: { type: "boolean" },
   prune: { type: "boolean" },
   "dry-run": { type: "boolean" },
@@ -97,17 +104,17 @@ type Option = keyof typeof OPTIONS;
 
 const STORE_OPTIONS: Option[] = ["verbose", "to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
 const REGISTRY_OPTIONS: Option[] = ["config", "mirror", "plain-http", "credentials", "password-stdin", "registry-timeout"];
-const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "prune", "dry-run", "create-bucket", "json"];
+const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "prune", "dry-run", "create-bucket", "json", "wait-for-lease"];
 /** What each command takes; anything else is refused by name instead of being silently ignored. */
 const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
   sync: { usage: "sync [--config <file>] [--to <store>]", options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS] },
   "import-dir": { usage: "import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "plugin-name", "plugin-version"] },
-  import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS] },
+  import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "max-unpacked-mb"] },
   export: { usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz>", options: [...REGISTRY_OPTIONS, "dir", "out", "concurrency", "json", "verbose"] },
   "create-bucket": { usage: "create-bucket [--to s3://<bucket>] [--wait <seconds>]", options: [...STORE_OPTIONS, "wait"] },
   verify: { usage: "verify [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   list: { usage: "list [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
-  index: { usage: "index [--to <store>]", options: STORE_OPTIONS },
+  index: { usage: "index [--to <store>]", options: [...STORE_OPTIONS, "wait-for-lease"] },
 };
 
 /** The lines of the option list that document `options`. */
@@ -153,13 +160,21 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency takes a whole number from 1 to 64");
     const progress = progressPrinter(values.json ?? false);
     const common = { concurrency, force: values.force ?? false, dryRun: values["dry-run"] ?? false, prune: values.prune ?? false, onProgress: progress.event };
+    const leaseWait = values["wait-for-lease"] === undefined ? 0 : Number(values["wait-for-lease"]);
+    if (!Number.isInteger(leaseWait) || leaseWait < 0 || leaseWait > 86_400) throw new UsageError("--wait-for-lease takes a whole number of seconds from 0 to 86400");
+    // One writer per store at a time (see lease.ts); a dry run writes nothing and needs none.
+    const leased = <T>(store: WritableStore, name: string, work: () => Promise<T>): Promise<T> =>
+      common.dryRun
+        ? work()
+        : withLease(store, { command: name, waitMs: leaseWait * 1000, onWait: (h) => process.stderr.write(`waiting for the store's lease: held by ${h.command} on ${h.host} (pid ${h.pid}) until ${h.expires}\n`) }, work);
     let report: Report;
     switch (command) {
       case "sync": {
         expectPositionals(rest, 0, "sync");
         const plan = await loadPlan(values.config, env);
         const store = await target(values, env);
-        report = await runPipeline(store, registryJobs(plan, await registryOptions(values, env, plan)), plan.aliases, common);
+        const jobs = registryJobs(plan, await registryOptions(values, env, plan));
+        report = await leased(store, "sync", () => runPipeline(store, jobs, plan.aliases, common));
         break;
       }
       case "import-dir": {
@@ -167,13 +182,21 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         const name = values["plugin-name"];
         const version = values["plugin-version"];
         const jobs = await localJobs(rest[0]!, { ...(name ? { name } : {}), ...(version ? { version } : {}) });
-        report = await runPipeline(await target(values, env), jobs, new Map(), common);
+        const store = await target(values, env);
+        report = await leased(store, "import-dir", () => runPipeline(store, jobs, new Map(), common));
         break;
       }
       case "import": {
         expectPositionals(rest, 1, "import <bundle.tar.gz>");
-        const bundle = await readBundle(rest[0]!);
-        report = await runPipeline(await target(values, env), bundle.jobs, bundle.aliases, common);
+        const maxMb = values["max-unpacked-mb"] === undefined ? DEFAULT_MAX_UNPACKED_BYTES / 1048576 : Number(values["max-unpacked-mb"]);
+        if (!Number.isInteger(maxMb) || maxMb < 1 || maxMb > 1_048_576) throw new UsageError("--max-unpacked-mb takes a whole number of MiB from 1 to 1048576");
+        const bundle = await readBundle(rest[0]!, { maxUnpackedBytes: maxMb * 1048576 });
+        try {
+          const store = await target(values, env);
+          report = await leased(store, "import", () => runPipeline(store, bundle.jobs, bundle.aliases, common));
+        } finally {
+          await bundle.close();
+        }
         break;
       }
       case "export": {
@@ -215,7 +238,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "index": {
         expectPositionals(rest, 0, "index");
-        const index = await writeIndex(await target(values, env));
+        const store = await target(values, env);
+        const index = await leased(store, "index", () => writeIndex(store));
         process.stdout.write(`index.json written: ${Object.keys(index.plugins).length} plugins\n`);
         return 0;
       }
@@ -240,7 +264,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
     }
     if (error instanceof UploaderError) {
       process.stderr.write(`plugin-uploader: ${error.message}\n`);
-      return 1;
+      return error.exitCode;
     }
     // Anything else is still one line for the operator; the stack only on request.
     const message = error instanceof Error ? error.message : String(error);
@@ -318,13 +342,13 @@ async function registryOptions(values: Values, env: NodeJS.ProcessEnv, plan: Syn
     if (colon < 0 && fromStdin === undefined) throw new UsageError(`--credentials ${host}=<user> needs a password: add :<password> or --password-stdin`);
     credentials.set(host, colon < 0 ? { username: userPass, password: fromStdin! } : { username: userPass.slice(0, colon), password: userPass.slice(colon + 1) });
   }
+  if (env.REGISTRY_USERNAME && !env.REGISTRY_PASSWORD) throw new UsageError("REGISTRY_USERNAME is set but REGISTRY_PASSWORD is not");
+  if (env.REGISTRY_PASSWORD && !env.REGISTRY_USERNAME) throw new UsageError("REGISTRY_PASSWORD is set but REGISTRY_USERNAME is not");
   const fallback: Credentials | undefined =
     env.REGISTRY_USERNAME && env.REGISTRY_PASSWORD ? { username: env.REGISTRY_USERNAME, password: env.REGISTRY_PASSWORD } : undefined;
-  // Like Docker, credentials belong to hosts: REGISTRY_HOSTS names them; by default the mirrors
-  // (a private mirror is what they are for), else every registry but the public official one.
-  const mirrorHosts = [...merged.values()].map((m) => m.split("/")[0]!);
-  const scope = env.REGISTRY_HOSTS?.split(",").map((h) => h.trim()).filter(Boolean) ??
-    (mirrorHosts.length > 0 ? mirrorHosts : hosts.filter((h) => h !== OFFICIAL_REGISTRY));
+  // Like Docker, credentials belong to hosts: REGISTRY_HOSTS names them, and without it they go
+  // nowhere (a config that lists one more registry must not hand it the password).
+  const scope = env.REGISTRY_HOSTS?.split(",").map((h) => h.trim()).filter(Boolean) ?? [];
   const timeout = values["registry-timeout"] === undefined ? 60 : Number(values["registry-timeout"]);
   if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600) throw new UsageError("--registry-timeout takes a whole number of seconds from 1 to 3600");
   return {

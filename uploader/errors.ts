@@ -1,5 +1,7 @@
 /** Typed uploader errors: each names what was wrong, so a failed plugin says why in one line. */
 export class UploaderError extends Error {
+  /** The CLI's exit code for it (see the usage text). */
+  readonly exitCode: number = 1;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;

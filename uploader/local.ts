@@ -3,7 +3,7 @@ import { lstat, open, readdir, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { checkName, checkVersion, isName, isVersion } from "../src/core/names.ts";
 import { ArtifactError, UsageError } from "./errors.ts";
-import { EXTRAS_DESCRIPTION, isExtra, MAX_EXTRA_BYTES } from "./extras.ts";
+import { checkExtras, EXTRAS_DESCRIPTION, isExtra, MAX_EXTRA_BYTES } from "./extras.ts";
 import type { Job } from "./pipeline.ts";
 import type { PluginVersion } from "./publish.ts";
 import { MAX_WASM_BYTES } from "./wasm.ts";
@@ -51,8 +51,10 @@ export async function localJobs(target: string, single: { name?: string; version
         if (!(await inside(full))) throw new ArtifactError(`${relative.replace(/plugin\.wasm$/, file)} is a link that leaves ${target}; only files inside it are published`);
         return readRegular(full, max, file);
       };
-      const extras = new Map(files.filter(isExtra).map((f) => [f, read(f, MAX_EXTRA_BYTES)] as const));
-      jobs.push(job(name, version, `file:${relative}`, read("plugin.wasm", MAX_WASM_BYTES), extras));
+      const extraFiles = files.filter(isExtra);
+      const extras = new Map(extraFiles.map((f) => [f, read(f, MAX_EXTRA_BYTES)] as const));
+      const sized = async () => checkExtras(await Promise.all(extraFiles.map(async (f) => ({ name: f, size: (await stat(path.join(dir, f)).catch(() => undefined))?.size ?? 0 }))), `${relative.replace(/\/plugin\.wasm$/, "")}`);
+      jobs.push(job(name, version, `file:${relative}`, read("plugin.wasm", MAX_WASM_BYTES), extras, sized));
     }
   }
   if (jobs.length === 0) throw new UsageError(`${target} holds no <name>/<version>/plugin.wasm`);
@@ -65,18 +67,22 @@ function job(
   source: string,
   wasm: () => Promise<Uint8Array>,
   extras: ReadonlyMap<string, () => Promise<Uint8Array>>,
+  preflight: () => Promise<void> = async () => {},
 ): Job {
   return {
     name,
     version,
     source,
-    load: async (): Promise<PluginVersion> => ({
-      name,
-      version,
-      wasm: await wasm(),
-      extras: new Map(await Promise.all([...extras].map(async ([f, read]) => [f, await read()] as const))),
-      source,
-    }),
+    load: async (): Promise<PluginVersion> => {
+      await preflight();
+      return {
+        name,
+        version,
+        wasm: await wasm(),
+        extras: new Map(await Promise.all([...extras].map(async ([f, read]) => [f, await read()] as const))),
+        source,
+      };
+    },
   };
 }
 

@@ -2,7 +2,8 @@ import { INDEX, PLUGINS, pluginPrefix, versionPrefix } from "../src/core/layout.
 import { isName, isVersion } from "../src/core/names.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { sha256Hex } from "./digest.ts";
-import { mapPool } from "./pool.ts";
+import { ByteBudget, mapPool } from "./pool.ts";
+import { MAX_WASM_BYTES } from "./wasm.ts";
 import { intact, publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
 import type { PluginMetadata } from "../src/core/metadata.ts";
 import { writeIndex } from "./store-index.ts";
@@ -19,6 +20,8 @@ export interface Job {
   /** Where the bytes come from, for messages (`oci://...`, `file:...`). */
   readonly source: string;
   readonly load: () => Promise<PluginVersion>;
+  /** The bytes `load` will hold, when known before loading (a bundle's spooled version): see MODULE_BUDGET_BYTES. */
+  readonly size?: number;
   /** True when what the store holds (its metadata) already is this job's plugin, judged without loading it (a registry's manifest digest). */
   readonly published?: (stored: PluginMetadata) => Promise<boolean>;
 }
@@ -65,6 +68,12 @@ export interface PipelineOptions {
   readonly onProgress?: (event: ProgressEvent) => void;
 }
 
+/**
+ * Versions of known size are loaded only while those held stay within this: a bundle of five
+ * 200 MiB modules is published one at a time, not five at once.
+ */
+export const MODULE_BUDGET_BYTES = MAX_WASM_BYTES;
+
 export async function runPipeline(
   store: WritableStore,
   jobs: readonly Job[],
@@ -74,6 +83,7 @@ export async function runPipeline(
   const progress = options.onProgress ?? (() => {});
   // Two jobs for one version would race each other's writes and rollbacks: the second is refused.
   const seen = new Set<string>();
+  const held = new ByteBudget(MODULE_BUDGET_BYTES);
   const versions = await mapPool(jobs, options.concurrency ?? 4, async (job): Promise<VersionResult> => {
     const base = { name: job.name, version: job.version, source: job.source };
     const id = `${job.name}/${job.version}`;
@@ -84,6 +94,7 @@ export async function runPipeline(
     }
     seen.add(id);
     progress({ name: job.name, version: job.version, phase: "start", detail: job.source });
+    const release = await held.take(job.size ?? 0);
     try {
       // Decided without loading when the source can tell (a registry's manifest digest): a no-op rerun downloads no blob.
       const stored = job.published && !options.force ? await storedMetadata(store, job.name, job.version) : undefined;
@@ -99,6 +110,8 @@ export async function runPipeline(
       const message = error instanceof Error ? error.message : String(error);
       progress({ name: job.name, version: job.version, phase: "failed", detail: message });
       return { ...base, status: "failed", error: message };
+    } finally {
+      release();
     }
   });
 

@@ -11,3 +11,26 @@ export async function mapPool<T, R>(items: readonly T[], limit: number, work: (i
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return results;
 }
+
+/**
+ * A budget of bytes held at once: `take` waits until the bytes are free (a request larger than
+ * the whole budget waits until nothing else is held, then runs alone).
+ */
+export class ByteBudget {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(readonly max: number) {
+    this.#free = max;
+  }
+
+  async take(bytes: number): Promise<() => void> {
+    const amount = Math.min(bytes, this.max);
+    while (this.#free < amount) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    this.#free -= amount;
+    return () => {
+      this.#free += amount;
+      for (const wake of this.#waiting.splice(0)) wake();
+    };
+  }
+}

@@ -15,7 +15,7 @@ export interface RegistryOptions {
   readonly credentials?: ReadonlyMap<string, Credentials>;
   /** Credentials for registries without their own (REGISTRY_USERNAME / REGISTRY_PASSWORD)... */
   readonly defaultCredentials?: Credentials;
-  /** ...among these hosts only; unset: every host. */
+  /** ...among these hosts only (REGISTRY_HOSTS); unset: none. */
   readonly defaultCredentialHosts?: ReadonlySet<string>;
   /** Retry pacing of the registry client (tests shorten it). */
   readonly backoffMs?: number;
@@ -43,7 +43,11 @@ export function registryJobs(plan: SyncPlan, options: RegistryOptions): Job[] {
       perRepository.get(`${host}/${repository}`) ??
       plan.credentials.get(host) ??
       options.credentials?.get(host) ??
-      (!options.defaultCredentialHosts || options.defaultCredentialHosts.has(host) ? options.defaultCredentials : undefined),
+      (options.defaultCredentialHosts?.has(host) ? options.defaultCredentials : undefined),
+    credentialHint: (host) =>
+      options.defaultCredentials && !options.defaultCredentialHosts?.has(host)
+        ? `REGISTRY_USERNAME and REGISTRY_PASSWORD are set, but go only to the hosts in REGISTRY_HOSTS, which does not name ${host}: add it (REGISTRY_HOSTS=${[...(options.defaultCredentialHosts ?? []), host].join(",")}) or use --credentials ${host}=<user>`
+        : undefined,
     ...(options.backoffMs !== undefined ? { backoffMs: options.backoffMs } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.log ? { log: options.log } : {}),

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { RegistryError } from "../errors.ts";
 import { basicAuth, parseChallenge, type Credentials } from "./auth.ts";
 import { MANIFEST_ACCEPT } from "./media-types.ts";
-import { formatReference, type ImageReference } from "./reference.ts";
+import { DIGEST, formatReference, isTag, type ImageReference } from "./reference.ts";
 
 export interface Descriptor {
   readonly mediaType: string;
@@ -26,6 +26,8 @@ export interface RegistryClientOptions {
   readonly timeoutMs?: number;
   /** Told every exchange (method, URL, status, time; never a header, so never a secret). */
   readonly log?: (line: string) => void;
+  /** What to tell the operator when `host` asks for credentials we have none for (how to give it some). */
+  readonly credentialHint?: (host: string) => string | undefined;
 }
 
 interface Token {
@@ -42,7 +44,7 @@ const MAX_REDIRECTS = 5;
  */
 export class RegistryClient {
   readonly #tokens = new Map<string, Token>();
-  readonly #options: Required<Omit<RegistryClientOptions, "credentials" | "log">> & Pick<RegistryClientOptions, "credentials">;
+  readonly #options: Required<Omit<RegistryClientOptions, "credentials" | "log" | "credentialHint">> & Pick<RegistryClientOptions, "credentials" | "credentialHint">;
   readonly #log: (line: string) => void;
 
   constructor(options: RegistryClientOptions = {}) {
@@ -52,14 +54,16 @@ export class RegistryClient {
       backoffMs: options.backoffMs ?? 500,
       timeoutMs: options.timeoutMs ?? 60_000,
       ...(options.credentials ? { credentials: options.credentials } : {}),
+      ...(options.credentialHint ? { credentialHint: options.credentialHint } : {}),
     };
     this.#log = options.log ?? (() => {});
   }
 
   /** The manifest bytes exactly as served, checked against the requested digest or Docker-Content-Digest. */
   async manifest(ref: ImageReference, reference = ref.digest ?? ref.tag!): Promise<{ bytes: Uint8Array; digest: string; mediaType: string }> {
-    if (reference.includes(":") && !/^sha256:[0-9a-f]{64}$/.test(reference)) {
-      throw new RegistryError(`manifest digest ${reference.slice(0, 80)} of ${formatReference(ref)} is not a sha256 digest`);
+    // Whatever names the manifest becomes part of a URL sent with our credentials: a tag or a sha256 digest, nothing else.
+    if (!DIGEST.test(reference) && !isTag(reference)) {
+      throw new RegistryError(`manifest reference ${JSON.stringify(reference.slice(0, 80))} of ${formatReference(ref)} is neither a tag nor a sha256 digest`);
     }
     const res = await this.#request(ref, `manifests/${reference}`, { Accept: MANIFEST_ACCEPT });
     const bytes = await readBounded(res, MAX_MANIFEST_BYTES, `manifest of ${formatReference(ref)}`);
@@ -90,8 +94,8 @@ export class RegistryClient {
    * when `consume` failed on them first (a corrupt layer is a digest problem, not a gzip one).
    */
   async blobStream<T>(ref: ImageReference, descriptor: Descriptor, maxBytes: number, consume: (body: Readable) => Promise<T>): Promise<T> {
-    if (!/^sha256:[0-9a-f]{64}$/.test(descriptor.digest)) {
-      throw new RegistryError(`blob digest ${descriptor.digest} is not a sha256 digest`);
+    if (typeof descriptor.digest !== "string" || !DIGEST.test(descriptor.digest)) {
+      throw new RegistryError(`blob digest ${JSON.stringify(String(descriptor.digest).slice(0, 80))} of ${formatReference(ref)} is not a sha256 digest`);
     }
     if (!Number.isSafeInteger(descriptor.size) || descriptor.size < 0 || descriptor.size > maxBytes) {
       throw new RegistryError(`blob ${descriptor.digest} is ${descriptor.size} bytes, over the ${maxBytes} byte limit`);
@@ -188,8 +192,9 @@ export class RegistryClient {
     if (res.status === 401) {
       await res.body?.cancel();
       const challenge = parseChallenge(res.headers.get("www-authenticate"));
+      const hint = creds ? undefined : this.#options.credentialHint?.(ref.host);
       if (challenge?.scheme === "basic") {
-        if (!creds) throw new RegistryError(`${ref.host} needs a username and password (Basic auth)`, 401);
+        if (!creds) throw new RegistryError(`${ref.host} needs a username and password (Basic auth)${hint ? `; ${hint}` : ""}`, 401);
         auth = basicAuth(creds);
       } else if (challenge?.scheme === "bearer") {
         auth = await this.#token(scopeKey, challenge, `repository:${ref.repository}:pull`, creds, new URL(url));
@@ -200,7 +205,7 @@ export class RegistryClient {
       if (res.status === 401 || res.status === 403) {
         await res.body?.cancel();
         throw new RegistryError(
-          `${ref.host} refused ${creds ? `the credentials of ${creds.username}` : "anonymous access"} for ${ref.repository} (HTTP ${res.status})`,
+          `${ref.host} refused ${creds ? `the credentials of ${creds.username}` : "anonymous access"} for ${ref.repository} (HTTP ${res.status})${hint ? `; ${hint}` : ""}`,
           res.status,
         );
       }

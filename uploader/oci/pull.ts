@@ -2,12 +2,12 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tarStream from "tar-stream";
-import { isExtra, MAX_EXTRA_BYTES } from "../extras.ts";
+import { checkExtras, isExtra, MAX_EXTRA_BYTES } from "../extras.ts";
 import { ArtifactError, RegistryError, UploaderError } from "../errors.ts";
 import { MAX_WASM_BYTES, validateWasm } from "../wasm.ts";
 import type { Descriptor, RegistryClient } from "./client.ts";
 import { DOCKER_LIST, OCI_INDEX, TAR_GZIP_LAYERS, TAR_LAYERS, TITLE, WASM_CONTENT_LAYER } from "./media-types.ts";
-import { formatReference, type ImageReference } from "./reference.ts";
+import { DIGEST, formatReference, type ImageReference } from "./reference.ts";
 
 /** A plugin pulled from a registry and verified: the module, the files published beside it, where it came from. */
 export interface PulledPlugin {
@@ -51,13 +51,13 @@ export async function pullPlugin(client: RegistryClient, ref: ImageReference): P
   const layers = manifest.layers ?? [];
   if (layers.length === 0) throw new ArtifactError(`${where} has no layers`);
 
-  const extras = new Map<string, Uint8Array>();
-  for (const layer of layers) {
+  const extraLayers = layers.flatMap((layer) => {
     const title = layer.annotations?.[TITLE];
-    if (title && isExtra(title) && layer.size <= MAX_EXTRA_BYTES) {
-      extras.set(title, await client.blob(ref, layer, MAX_EXTRA_BYTES));
-    }
-  }
+    return title && isExtra(title) && layer.size <= MAX_EXTRA_BYTES ? [{ name: title, size: layer.size, layer }] : [];
+  });
+  checkExtras(extraLayers, where);
+  const extras = new Map<string, Uint8Array>();
+  for (const { name, layer } of extraLayers) extras.set(name, await client.blob(ref, layer, MAX_EXTRA_BYTES));
 
   const wasm = await findWasm(client, ref, manifest, where);
   validateWasm(wasm, `plugin.wasm of ${where}`);
@@ -80,8 +80,14 @@ function chooseImage(entries: readonly Descriptor[], where: string): Descriptor 
       e.annotations?.["vnd.docker.reference.type"] !== "attestation-manifest",
   );
   const amd64 = images.find((e) => e.platform?.os === "linux" && e.platform.architecture === "amd64");
-  if (amd64) return amd64;
-  if (images.length === 1) return images[0]!;
+  const chosen = amd64 ?? (images.length === 1 ? images[0] : undefined);
+  if (chosen) {
+    // An index names its images by digest only: anything else (a tag, a path) is not followed.
+    if (typeof chosen.digest !== "string" || !DIGEST.test(chosen.digest)) {
+      throw new ArtifactError(`${where} is an index whose image digest ${JSON.stringify(String(chosen.digest).slice(0, 80))} is not sha256:<64 hex digits>`);
+    }
+    return chosen;
+  }
   const platforms = images.map((e) => `${e.platform?.os ?? "?"}/${e.platform?.architecture ?? "?"}`).join(", ");
   throw new ArtifactError(`${where} is an index without a linux/amd64 image or a single image (has: ${platforms || "none"})`);
 }

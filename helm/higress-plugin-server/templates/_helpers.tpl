@@ -117,6 +117,8 @@ stay with MinIO's pod.
 {{- end }}
 - --concurrency
 - {{ .Values.uploader.concurrency | quote }}
+- --wait-for-lease
+- {{ .Values.uploader.leaseWaitSeconds | quote }}
 {{- range .Values.uploader.mirrors }}
 - --mirror
 - {{ . | quote }}
@@ -161,6 +163,16 @@ containers:
         valueFrom: {secretKeyRef: {name: {{ $registrySecret }}, key: REGISTRY_USERNAME}}
       - name: REGISTRY_PASSWORD
         valueFrom: {secretKeyRef: {name: {{ $registrySecret }}, key: REGISTRY_PASSWORD}}
+      {{- $hosts := list }}
+      {{- range (.Values.uploader.registryCredentials.hosts | default list) }}{{ $hosts = append $hosts . }}{{ end }}
+      {{- if not $hosts }}
+      {{- range .Values.uploader.mirrors }}{{ $hosts = append $hosts (first (splitList "/" (last (splitList "=" .)))) }}{{ end }}
+      {{- end }}
+      {{- if not $hosts }}
+      {{- fail "uploader.registryCredentials.hosts must name the registries (host[:port]) the credentials are for: they are sent to no other (REGISTRY_HOSTS)" }}
+      {{- end }}
+      - name: REGISTRY_HOSTS
+        value: {{ join "," $hosts | quote }}
       {{- end }}
       {{- with .Values.uploader.extraEnv }}
       {{- toYaml . | nindent 6 }}
