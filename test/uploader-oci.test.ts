@@ -140,6 +140,26 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
     expect(plugins).toEqual(["oras"]);
   });
 
+  test("an upstream tag moved to new bytes: the published version is not touched (conflict) unless --replace", async () => {
+    const store = await newStore();
+    const p = plan(open.host, ["moving"]);
+    await pushLayout(open, "plugins/moving", orasPlugin(WASM.a));
+    expect(byName(await sync({ store, plan: p, plainHttp: new Set([open.host]) })).moving!.status).toBe("published");
+    await pushLayout(open, "plugins/moving", orasPlugin(WASM.b)); // same tag, other bytes
+    const moved = await sync({ store, plan: p, plainHttp: new Set([open.host]) });
+    expect(byName(moved).moving).toMatchObject({ status: "conflict", previousSha256: sha256(WASM.a), sha256: sha256(WASM.b) });
+    expect(byName(moved).moving!.error).toMatch(/moving 2\.0\.0 is published with sha256 [0-9a-f]{64}, and the source now has other bytes .*--replace to overwrite on purpose/);
+    expect(moved.failed).toBeGreaterThan(0);
+    const kept = path.join(storeRoot(store), "plugins/moving/2.0.0");
+    expect(sha256(await readFile(path.join(kept, "plugin.wasm")))).toBe(sha256(WASM.a));
+    expect(JSON.parse(await readFile(path.join(kept, "metadata.json"), "utf8")).sha256).toBe(sha256(WASM.a));
+    expect(byName(await sync({ store, plan: p, plainHttp: new Set([open.host]), dryRun: true })).moving!.status).toBe("conflict");
+    const replaced = await sync({ store, plan: p, plainHttp: new Set([open.host]), replace: true });
+    expect(byName(replaced).moving).toMatchObject({ status: "replaced", previousSha256: sha256(WASM.a), sha256: sha256(WASM.b) });
+    expect(replaced.failed).toBe(0);
+    expect(sha256(await readFile(path.join(kept, "plugin.wasm")))).toBe(sha256(WASM.b));
+  });
+
   test("a rerun skips what is already published; --force publishes again; --dry-run writes nothing", async () => {
     const store = await newStore();
     const p = plan(open.host, ["oras", "artifact"]);

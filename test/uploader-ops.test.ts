@@ -141,3 +141,26 @@ test("kill -9 at 20 moments of a run, each followed by another run: always consi
     }
   }
 });
+
+test("a published version never changes silently: other bytes under it are a conflict (exit 1, nothing written) until --replace", async () => {
+  const tree = await mkdtemp(path.join(tmpdir(), "ops-conflict-"));
+  const store = await mkdtemp(path.join(tmpdir(), "ops-conflict-store-"));
+  const dir = path.join(tree, "p", "1.0.0");
+  await mkdir(dir, { recursive: true });
+  const [first, second] = [wasmModule(2_000, 31), wasmModule(2_000, 32)];
+  await writeFile(path.join(dir, "plugin.wasm"), first);
+  expect((await cli(["import-dir", tree, "--to", store])).code).toBe(0);
+  await writeFile(path.join(dir, "plugin.wasm"), second);
+  const conflict = await cli(["import-dir", tree, "--to", store]);
+  expect(conflict.code).toBe(1);
+  expect(conflict.stdout).toContain("1 versions: 0 published, 0 unchanged, 0 would-publish, 0 failed, 1 conflict;");
+  expect(conflict.stdout).toContain(`\nCONFLICT p 1.0.0: published ${sha256(first)}, source ${sha256(second)} (not written; --replace overwrites)\n`);
+  expect(sha256(await readFile(path.join(store, "plugins/p/1.0.0/plugin.wasm")))).toBe(sha256(first));
+  const json = JSON.parse((await cli(["import-dir", tree, "--to", store, "--json"])).stdout);
+  expect(json.versions[0]).toMatchObject({ status: "conflict", previousSha256: sha256(first), sha256: sha256(second) });
+  const replaced = await cli(["import-dir", tree, "--to", store, "--replace"]);
+  expect(replaced.code, replaced.stdout).toBe(0);
+  expect(replaced.stdout).toContain(`REPLACED p 1.0.0: ${sha256(first)} -> ${sha256(second)}`);
+  expect(sha256(await readFile(path.join(store, "plugins/p/1.0.0/plugin.wasm")))).toBe(sha256(second));
+  expect((await cli(["verify", "--to", store])).stdout).toBe("1 versions checked, 0 problems\n");
+});

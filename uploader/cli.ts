@@ -57,6 +57,8 @@ Options:
   --max-unpacked-mb <n>                    what a bundle may unpack to, all entries together (default 4096); it is
                                            spooled to $TMPDIR, verified, then published a version at a time
   --force                                  publish again even when the sha256 matches
+  --replace                                publish over a version whose source now has other bytes (otherwise a
+                                           conflict, exit 1: a published version never changes silently)
   --prune                                  remove plugins, versions and aliases the config does not list
   --dry-run                                pull and verify, write nothing
   --create-bucket                          create the S3 bucket if it does not exist
@@ -85,6 +87,7 @@ const OPTIONS = {
   "max-unpacked-mb": { type: "string" },
   "wait-for-lease": { type: "string" },
   force: { type: "boolean" },
+  replace: { type: "boolean" },
   prune: { type: "boolean" },
   "dry-run": { type: "boolean" },
   "create-bucket": { type: "boolean" },
@@ -104,7 +107,7 @@ type Option = keyof typeof OPTIONS;
 
 const STORE_OPTIONS: Option[] = ["verbose", "to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
 const REGISTRY_OPTIONS: Option[] = ["config", "mirror", "plain-http", "credentials", "password-stdin", "registry-timeout"];
-const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "prune", "dry-run", "create-bucket", "json", "wait-for-lease"];
+const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "replace", "prune", "dry-run", "create-bucket", "json", "wait-for-lease"];
 /** What each command takes; anything else is refused by name instead of being silently ignored. */
 const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
   sync: { usage: "sync [--config <file>] [--to <store>]", options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS] },
@@ -159,7 +162,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
     const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency takes a whole number from 1 to 64");
     const progress = progressPrinter(values.json ?? false);
-    const common = { concurrency, force: values.force ?? false, dryRun: values["dry-run"] ?? false, prune: values.prune ?? false, onProgress: progress.event };
+    const common = { concurrency, force: values.force ?? false, replace: values.replace ?? false, dryRun: values["dry-run"] ?? false, prune: values.prune ?? false, onProgress: progress.event };
     const leaseWait = values["wait-for-lease"] === undefined ? 0 : Number(values["wait-for-lease"]);
     if (!Number.isInteger(leaseWait) || leaseWait < 0 || leaseWait > 86_400) throw new UsageError("--wait-for-lease takes a whole number of seconds from 0 to 86400");
     // One writer per store at a time (see lease.ts); a dry run writes nothing and needs none.
@@ -375,7 +378,8 @@ function progressPrinter(json: boolean) {
       const what = `${e.name}${e.version ? ` ${e.version}` : ""}`;
       if (e.phase === "start") started++;
       else if (e.phase !== "alias" && e.phase !== "prune") finished++;
-      if (e.phase !== "start") line(`${e.phase.padEnd(13)} ${what}${e.detail ? `  ${e.phase === "failed" ? e.detail : e.detail.slice(0, 80)}` : ""}`);
+      const whole = e.phase === "failed" || e.phase === "conflict" || e.phase === "replaced";
+      if (e.phase !== "start") line(`${e.phase.padEnd(13)} ${what}${e.detail ? `  ${whole ? e.detail : e.detail.slice(0, 80)}` : ""}`);
       bar();
     },
     done() {
@@ -391,8 +395,11 @@ function printReport(report: Report, json: boolean) {
   }
   const count = (status: string) => report.versions.filter((v) => v.status === status).length;
   const parts = ["published", "unchanged", "would-publish", "failed"].map((s) => `${count(s)} ${s}`);
+  for (const rare of ["replaced", "conflict"]) if (count(rare) > 0) parts.push(`${count(rare)} ${rare}`);
   process.stdout.write(`${report.versions.length} versions: ${parts.join(", ")}; ${report.aliases.length} alias sets; ${report.pruned.length} pruned\n`);
   for (const v of report.versions.filter((x) => x.status === "failed")) process.stdout.write(`FAILED ${v.name} ${v.version}: ${v.error}\n`);
+  for (const v of report.versions.filter((x) => x.status === "conflict")) process.stdout.write(`CONFLICT ${v.name} ${v.version}: published ${v.previousSha256}, source ${v.sha256} (not written; --replace overwrites)\n`);
+  for (const v of report.versions.filter((x) => x.status === "replaced")) process.stdout.write(`REPLACED ${v.name} ${v.version}: ${v.previousSha256} -> ${v.sha256}\n`);
   for (const a of report.aliases.filter((x) => x.status === "failed")) process.stdout.write(`FAILED aliases of ${a.name}: ${a.error}\n`);
 }
 

@@ -4,7 +4,7 @@ import type { WritableStore } from "../src/storage/store.ts";
 import { sha256Hex } from "./digest.ts";
 import { ByteBudget, mapPool } from "./pool.ts";
 import { MAX_WASM_BYTES } from "./wasm.ts";
-import { intact, publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
+import { ConflictError, intact, publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
 import type { PluginMetadata } from "../src/core/metadata.ts";
 import { writeIndex } from "./store-index.ts";
 
@@ -26,7 +26,8 @@ export interface Job {
   readonly published?: (stored: PluginMetadata) => Promise<boolean>;
 }
 
-export type VersionStatus = "published" | "unchanged" | "would-publish" | "failed";
+/** `conflict`: the source has other bytes than the published version (not written; `--replace` overwrites). */
+export type VersionStatus = "published" | "unchanged" | "replaced" | "would-publish" | "conflict" | "failed";
 
 export interface VersionResult {
   readonly name: string;
@@ -35,6 +36,8 @@ export interface VersionResult {
   readonly status: VersionStatus;
   readonly sha256?: string;
   readonly size?: number;
+  /** For `conflict` and `replaced`: the sha256 the store held. */
+  readonly previousSha256?: string;
   readonly error?: string;
 }
 
@@ -62,6 +65,8 @@ export type ProgressEvent = {
 export interface PipelineOptions {
   readonly concurrency?: number;
   readonly force?: boolean;
+  /** Publish over a version whose bytes differ (otherwise a `conflict`). */
+  readonly replace?: boolean;
   readonly dryRun?: boolean;
   /** Remove versions, plugins and aliases the jobs do not list. */
   readonly prune?: boolean;
@@ -103,10 +108,17 @@ export async function runPipeline(
         return { ...base, status: "unchanged", sha256: stored.sha256, size: stored.size };
       }
       const plugin = await job.load();
-      const result = options.dryRun ? await dryRun(store, plugin) : await publishVersion(store, plugin, { force: options.force ?? false });
-      progress({ name: job.name, version: job.version, phase: result.status, detail: result.sha256 });
-      return { ...base, status: result.status, sha256: result.sha256, size: plugin.wasm.length };
+      const result: { status: VersionStatus; sha256: string; previousSha256?: string } = options.dryRun
+        ? await dryRun(store, plugin, options.replace ?? false)
+        : await publishVersion(store, plugin, { force: options.force ?? false, replace: options.replace ?? false });
+      const { previousSha256 } = result;
+      progress({ name: job.name, version: job.version, phase: result.status, detail: previousSha256 ? `${previousSha256} -> ${result.sha256}` : result.sha256 });
+      return { ...base, status: result.status, sha256: result.sha256, size: plugin.wasm.length, ...(previousSha256 ? { previousSha256 } : {}) };
     } catch (error) {
+      if (error instanceof ConflictError) {
+        progress({ name: job.name, version: job.version, phase: "conflict", detail: error.message });
+        return { ...base, status: "conflict", sha256: error.offered, previousSha256: error.published, error: error.message };
+      }
       const message = error instanceof Error ? error.message : String(error);
       progress({ name: job.name, version: job.version, phase: "failed", detail: message });
       return { ...base, status: "failed", error: message };
@@ -136,7 +148,7 @@ export async function runPipeline(
   }
 
   const pruned = options.prune ? await prune(store, jobs, aliases, options.dryRun ?? false, progress) : [];
-  let failed = versions.filter((v) => v.status === "failed").length + aliasResults.filter((a) => a.status === "failed").length;
+  let failed = versions.filter((v) => v.status === "failed" || v.status === "conflict").length + aliasResults.filter((a) => a.status === "failed").length;
   if (!options.dryRun) {
     try {
       await writeIndex(store);
@@ -148,10 +160,11 @@ export async function runPipeline(
   return { versions, aliases: aliasResults, pruned, failed };
 }
 
-async function dryRun(store: WritableStore, plugin: PluginVersion) {
+async function dryRun(store: WritableStore, plugin: PluginVersion, replace: boolean): Promise<{ status: VersionStatus; sha256: string }> {
   const sha256 = sha256Hex(plugin.wasm);
   const existing = await storedMetadata(store, plugin.name, plugin.version);
-  return { status: existing?.sha256 === sha256 ? ("unchanged" as const) : ("would-publish" as const), sha256 };
+  if (existing && existing.sha256 !== sha256 && !replace) throw new ConflictError(plugin.name, plugin.version, existing.sha256, sha256);
+  return { status: existing?.sha256 === sha256 ? "unchanged" : "would-publish", sha256 };
 }
 
 async function prune(

@@ -19,12 +19,34 @@ export interface PluginVersion {
   readonly manifestDigest?: string;
 }
 
-export type PublishStatus = "published" | "unchanged";
+/** `replaced`: the version held other bytes, and `replace` said to publish over them. */
+export type PublishStatus = "published" | "unchanged" | "replaced";
+
+/**
+ * A published version's URL is served `immutable` and pinned by sha256 in WasmPlugin resources:
+ * its bytes never change unless the operator says so (`--replace`). Moving an alias is the way
+ * to point a Console version at new bytes.
+ */
+export class ConflictError extends UploaderError {
+  constructor(
+    name: string,
+    version: string,
+    readonly published: string,
+    readonly offered: string,
+  ) {
+    super(
+      `${name} ${version} is published with sha256 ${published}, and the source now has other bytes (sha256 ${offered}): ` +
+        `a published version never changes (gateways cache it and WasmPlugins pin its sha256); publish the new bytes as a new version, or --replace to overwrite on purpose`,
+    );
+  }
+}
 
 export interface PublishResult {
   readonly status: PublishStatus;
   readonly sha256: string;
   readonly metadata: PluginMetadata;
+  /** For `replaced`: the sha256 the version held before. */
+  readonly previousSha256?: string;
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -50,7 +72,7 @@ export async function storedMetadata(store: Store, name: string, version: string
 export async function publishVersion(
   store: WritableStore,
   plugin: PluginVersion,
-  options: { force?: boolean; now?: Date } = {},
+  options: { force?: boolean; replace?: boolean; now?: Date } = {},
 ): Promise<PublishResult> {
   validateWasm(plugin.wasm, `${plugin.name} ${plugin.version}`);
   for (const file of plugin.extras.keys()) {
@@ -61,6 +83,7 @@ export async function publishVersion(
   if (existing && existing.sha256 === sha256 && !options.force && (await intact(store, existing))) {
     return { status: "unchanged", sha256, metadata: existing };
   }
+  if (existing && existing.sha256 !== sha256 && !options.replace) throw new ConflictError(plugin.name, plugin.version, existing.sha256, sha256);
 
   const now = (options.now ?? new Date()).toISOString();
   // The gzip variant is made on libuv's pool while plugin.wasm is written.
@@ -105,7 +128,7 @@ export async function publishVersion(
     if (!existing) await rollBack(store, written);
     throw error;
   }
-  return { status: "published", sha256, metadata };
+  return existing && existing.sha256 !== sha256 ? { status: "replaced", sha256, metadata, previousSha256: existing.sha256 } : { status: "published", sha256, metadata };
 }
 
 /**
