@@ -21,6 +21,8 @@ import { localJobs } from "./local.ts";
 import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
 import { runPipeline, type ProgressEvent, type Report } from "./pipeline.ts";
 import { writeIndex } from "./store-index.ts";
+import { checkCluster, formatReport } from "./cluster/command.ts";
+import type { ClusterOptions } from "./cluster/kube.ts";
 import { withLease } from "./lease.ts";
 import { listStore, verifyStore } from "./verify.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
@@ -39,6 +41,8 @@ const USAGE = `Usage:
   plugin-uploader verify [--to <store>]          check every version: module sha256, gzip variant, metadata, aliases, index
   plugin-uploader list [--to <store>] [--json]   plugins, versions, aliases, sizes, sources
   plugin-uploader index [--to <store>]           rebuild index.json after the store was edited by hand
+  plugin-uploader check --from-cluster [--server-url <url>]... [--to <store>]
+                                                 what the cluster's WasmPlugins (and the Console) will ask for, and what would fail
 
   <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
   S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server, or the flags
@@ -64,6 +68,22 @@ Options:
   --create-bucket                          create the S3 bucket if it does not exist
   --wait-for-lease <seconds>               wait this long for another run writing the same store to finish
                                            (default 0: exit 3 at once); one run writes a store at a time
+  --from-cluster                           read the WasmPlugin resources of the cluster (in a pod: its service account;
+                                           else the kubeconfig: --kubeconfig, KUBECONFIG or ~/.kube/config)
+  --kubeconfig <file>                      the kubeconfig to read
+  --context <name>                         the kubeconfig context (default: its current one)
+  --namespace <ns>                         one namespace only (default: every namespace)
+  --controller <ns>/<name>|none            the Higress controller Deployment whose MCP_SERVER_WASM_IMAGE_URL is a plugin URL
+                                           too (default higress-system/higress-controller)
+  --cluster-timeout <seconds>              limit of one Kubernetes API request (default 30)
+  --server-url <url>                       a base URL gateways reach this store's server at (repeatable; default
+                                           http://higress-plugin-server.higress-system.svc); other hosts are not ours
+  --console-pattern <pattern>              the Console's HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN: every version
+                                           any Console offers is checked too, enabled or not
+  --record                                 keep the report in the store (cluster-check.json): the server shows it
+  --fix                                    print the kubectl command that switches each oci:// resource to our URL
+  --strict                                 warnings (oci://, other hosts) fail the check too
+  --all                                    list the references that are fine as well
   --json                                   print the report as JSON on stdout
   --verbose                                every registry and store exchange on stderr (method, URL, status, time)
 
@@ -86,6 +106,18 @@ const OPTIONS = {
   "registry-timeout": { type: "string" },
   "max-unpacked-mb": { type: "string" },
   "wait-for-lease": { type: "string" },
+  "from-cluster": { type: "boolean" },
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  namespace: { type: "string" },
+  controller: { type: "string" },
+  "cluster-timeout": { type: "string" },
+  "server-url": { type: "string", multiple: true },
+  "console-pattern": { type: "string" },
+  record: { type: "boolean" },
+  fix: { type: "boolean" },
+  strict: { type: "boolean" },
+  all: { type: "boolean" },
   force: { type: "boolean" },
   replace: { type: "boolean" },
   prune: { type: "boolean" },
@@ -107,6 +139,7 @@ type Option = keyof typeof OPTIONS;
 
 const STORE_OPTIONS: Option[] = ["verbose", "to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
 const REGISTRY_OPTIONS: Option[] = ["config", "mirror", "plain-http", "credentials", "password-stdin", "registry-timeout"];
+const CLUSTER_OPTIONS: Option[] = ["from-cluster", "kubeconfig", "context", "namespace", "controller", "cluster-timeout"];
 const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "replace", "prune", "dry-run", "create-bucket", "json", "wait-for-lease"];
 /** What each command takes; anything else is refused by name instead of being silently ignored. */
 const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
@@ -118,6 +151,10 @@ const COMMANDS: Record<string, { readonly usage: string; readonly options: reado
   verify: { usage: "verify [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   list: { usage: "list [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   index: { usage: "index [--to <store>]", options: [...STORE_OPTIONS, "wait-for-lease"] },
+  check: {
+    usage: "check --from-cluster [--server-url <url>]... [--to <store>]",
+    options: [...STORE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record", "fix", "strict", "all", "json"],
+  },
 };
 
 /** The lines of the option list that document `options`. */
@@ -246,6 +283,19 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         process.stdout.write(`index.json written: ${Object.keys(index.plugins).length} plugins\n`);
         return 0;
       }
+      case "check": {
+        expectPositionals(rest, 0, "check --from-cluster");
+        if (!values["from-cluster"]) throw new UsageError("check needs --from-cluster (what the cluster's WasmPlugins ask for)");
+        const report = await checkCluster({
+          store: await target(values, env),
+          ...clusterOptions(values),
+          serverUrls: values["server-url"] ?? [],
+          ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
+          record: values.record ?? false,
+        });
+        process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, { all: values.all ?? false, fix: values.fix ?? false }));
+        return report.summary.errors > 0 || (values.strict && report.summary.warnings > 0) ? 1 : 0;
+      }
       case "create-bucket": {
         expectPositionals(rest, 0, "create-bucket");
         const seconds = values.wait === undefined ? 0 : Number(values.wait);
@@ -279,6 +329,30 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
 function usage(message: string, showUsage = true): number {
   process.stderr.write(`plugin-uploader: ${message}\n${showUsage ? `\n${USAGE}\n` : ""}`);
   return 2;
+}
+
+/** --kubeconfig, --context, --namespace, --controller, as the cluster reader takes them. */
+function clusterOptions(values: Values): ClusterOptions {
+  const controller = values.controller;
+  let parsed: ClusterOptions["controller"];
+  if (controller === "none") parsed = false;
+  else if (controller !== undefined) {
+    const m = /^([a-z0-9-]{1,63})\/([a-z0-9.-]{1,253})$/.exec(controller);
+    if (!m) throw new UsageError(`--controller takes <namespace>/<deployment> or none, got "${controller}"`);
+    parsed = { namespace: m[1]!, name: m[2]! };
+  }
+  if (values.namespace !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(values.namespace)) {
+    throw new UsageError(`--namespace ${values.namespace} is not a Kubernetes namespace name`);
+  }
+  const timeout = values["cluster-timeout"] === undefined ? 30 : Number(values["cluster-timeout"]);
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 600) throw new UsageError("--cluster-timeout takes a whole number of seconds from 1 to 600");
+  return {
+    timeoutMs: timeout * 1000,
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(values.context ? { context: values.context } : {}),
+    ...(values.namespace ? { namespace: values.namespace } : {}),
+    ...(parsed !== undefined ? { controller: parsed } : {}),
+  };
 }
 
 function expectPositionals(rest: string[], count: number, form: string) {

@@ -8,6 +8,7 @@
  *   plugins/<name>/<version>/<file>           README.md, spec.yaml, icon.png, ...
  *   plugins/<name>/aliases.json               {"aliases": {"1.0.0": "2.0.0"}}: versions served from another's files
  *   index.json                                every plugin, version (with its metadata) and alias; written by the uploader
+ *   cluster-check.json                        the last `plugin-uploader check --record`: what the cluster asks for (uploader/cluster/check.ts)
  *
  * A `file:` store pointed at the reference server's document root is already in this layout.
  */
@@ -25,3 +26,6 @@ export const aliasesKey = (name: string) => `${pluginPrefix(name)}${ALIASES}`;
 
 /** Store-wide index the uploader rewrites after each run: every plugin, version, alias and its facts. */
 export const INDEX = "index.json";
+
+/** The last coverage check the uploader recorded: what the cluster's WasmPlugins and Console ask for, and what would fail. */
+export const CLUSTER_CHECK = "cluster-check.json";
