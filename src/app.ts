@@ -9,7 +9,7 @@ import { webHasher, type HasherFactory } from "./core/metadata.ts";
 import { parsePluginPath } from "./core/paths.ts";
 import { requestId } from "./core/request-id.ts";
 import { rawPath, routeKind } from "./core/routes.ts";
-import { catalog, pluginDetail, versionFiles } from "./http/listing.ts";
+import { catalog, clusterCheck, pluginDetail, versionFiles } from "./http/listing.ts";
 import { derivedMetadataCache, servePluginFile } from "./http/plugin-file.ts";
 import { errorReply, isServerError } from "./http/error-reply.ts";
 import { toResponse, type Reply } from "./http/reply.ts";
@@ -172,6 +172,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   // The catalog; also what Higress's docker-compose health check (`curl -sf /`) reads.
   app.get("/", (c) => catalog(c, store));
   app.get("/api/v1/plugins", (c) => catalog(c, store, true));
+  app.get("/api/v1/cluster", (c) => clusterCheck(c, store));
   app.get("/api/v1/plugins/:name", (c) => {
     const name = c.req.param("name");
     const problem = checkName(name);

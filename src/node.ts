@@ -17,6 +17,7 @@ import { ConfigError, loadConfig } from "./node/config.ts";
 import { accessLog, track, traces, type Exchange, type RequestTrace } from "./node/exchange.ts";
 import { threadedCompare } from "./node/bcrypt-thread.ts";
 import { serverMetrics } from "./node/metrics.ts";
+import { loadClusterView } from "./http/listing.ts";
 import { nodeSender } from "./node/send.ts";
 import { CachedStore, type CacheOutcome } from "./storage/cached.ts";
 import { DiskCache } from "./storage/disk-cache.ts";
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
   };
   let memory: CachedStore | undefined;
   const metrics = config.metrics.enabled
-    ? serverMetrics({ version: VERSION, ready, cacheBytes: () => memory?.size ?? 0, cacheObjects: () => memory?.entries.objects ?? 0 })
+    ? serverMetrics({ version: VERSION, ready, cacheBytes: () => memory?.size ?? 0, cacheObjects: () => memory?.entries.objects ?? 0, clusterCheck: () => loadClusterView(store) })
     : undefined;
 
   // Layers, innermost first: the backend, observed; deadlines, retries and the breaker; disk

@@ -6,6 +6,8 @@ import { FileStore } from "../src/storage/fs.ts";
 import { publishAliases, publishVersion } from "../uploader/publish.ts";
 import { writeIndex } from "../uploader/store-index.ts";
 import { cli } from "./support/cli.ts";
+import { request } from "./support/http.ts";
+import { startNode } from "./support/targets.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { controllerDeployment, startKubeApi, wasmPlugin, type KubeApi } from "./support/kube-api.ts";
 import { wasmModule } from "./support/wasm.ts";
@@ -176,6 +178,53 @@ describe("check --from-cluster", () => {
     expect([unknown.code, unknown.stderr]).toEqual([2, "plugin-uploader: --context nowhere: the kubeconfig has no such context (it has: test, elsewhere)\n"]);
     expect((await check(["--controller", "just-a-name"])).stderr).toContain('--controller takes <namespace>/<deployment> or none, got "just-a-name"');
     expect((await check(["--server-url", "ftp://x"])).stderr).toContain("--server-url ftp://x must be http:// or https://");
+  });
+});
+
+describe("the server shows the recorded check", () => {
+  test("catalog, /api/v1/cluster and metrics say which versions the cluster uses and what would fail; without a record, a 404 that says how", async () => {
+    const empty = await startNode("no record", { STORE: `file:${await mkdtemp(path.join(tmpdir(), "empty-store-"))}` });
+    try {
+      const none = await request(`${empty.url}/api/v1/cluster`, { headers: { Accept: "application/json" } });
+      expect(none.status).toBe(404);
+      expect(JSON.parse(none.body.toString()).error.message).toBe("no cluster check is recorded in this store; run plugin-uploader check --from-cluster --record");
+      expect((await request(`${empty.url}/metrics`)).body.toString()).not.toContain("plugin_server_cluster_check_findings{");
+    } finally {
+      await empty.stop();
+    }
+    expect((await check(["--record"])).code).toBe(1);
+    const server = await startNode("recorded", { STORE: `file:${storeDir}`, CACHE_TTL_SECONDS: "1" });
+    try {
+      const api = JSON.parse((await request(`${server.url}/api/v1/cluster`)).body.toString());
+      expect(api.summary).toEqual({ references: 11, ok: 5, errors: 4, warnings: 2, unreferenced: 2 });
+      expect(api.problems.map((p: { severity: string; status: string; from: string }) => `${p.severity} ${p.status} ${p.from}`)).toEqual([
+        "error sha256-mismatch WasmPlugin team-a/key-auth-pinned",
+        "error missing WasmPlugin team-a/key-auth-future",
+        "error missing WasmPlugin team-a/nope",
+        "error bad-path WasmPlugin team-b/listing",
+        "warning oci WasmPlugin higress-system/ai-proxy-1.0.0",
+        "warning other-host WasmPlugin team-b/ai-proxy-edge",
+      ]);
+      expect(api.usage["key-auth/1.0.0"]).toEqual({ count: 2, from: ["WasmPlugin higress-system/key-auth-1.0.0", "WasmPlugin team-a/key-auth-pinned"] });
+      expect(api.usage["key-auth/2.0.0"].from).toContain("WasmPlugin higress-system/key-auth-1.0.0 (through 1.0.0)");
+      expect(api.usage["key-auth/2.0.1"]).toBeUndefined();
+
+      const page = (await request(`${server.url}/`)).body.toString();
+      expect(page).toMatch(/<h2 id="cluster">Cluster<\/h2>\n<p role="alert">Checked [^<]+ against http:\/\/127\.0\.0\.1:\d+: 11 references, 5 fine, <strong>4 would fail<\/strong>, 2 warnings; 2 stored versions unused\.<\/p>/);
+      expect(page).toContain("<td>WasmPlugin team-a/key-auth-pinned</td>");
+      expect(page).toMatch(/<strong>1\.0\.0<\/strong> <span class="muted">alias of 2\.0\.0<\/span> <span class="muted">[^<]+<\/span> <span class="used" title="[^"]+">used by 2 resources<\/span>/);
+      expect(page).toMatch(/<strong>2\.0\.1<\/strong> <span class="muted">[^<]+<\/span> <span class="muted">unused in the cluster<\/span>/);
+      expect(page).not.toContain("s3cret-pw");
+
+      const metrics = (await request(`${server.url}/metrics`)).body.toString();
+      expect(metrics).toContain('plugin_server_cluster_check_findings{severity="error"} 4');
+      expect(metrics).toContain('plugin_server_cluster_check_findings{severity="warning"} 2');
+      expect(metrics).toContain('plugin_server_cluster_references{plugin="key-auth",version="1.0.0"} 2');
+      expect(metrics).toMatch(/plugin_server_cluster_check_timestamp_seconds \d+/);
+      expect(metrics).not.toContain('plugin="key-auth",version="2.0.1"');
+    } finally {
+      await server.stop();
+    }
   });
 });
 

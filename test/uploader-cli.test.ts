@@ -9,6 +9,7 @@ import { writeTar } from "../uploader/archive/tar.ts";
 import { CONSOLE_VERSIONS } from "./support/compat.ts";
 import { sha256, tarGzEntries } from "./support/fixtures.ts";
 import { cli } from "./support/cli.ts";
+import { controllerDeployment, startKubeApi, wasmPlugin } from "./support/kube-api.ts";
 import { request } from "./support/http.ts";
 import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startFlakyProxy, startRegistry, type Registry } from "./support/registry.ts";
@@ -234,6 +235,50 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     const text = (await request(`${server.url}/plugins/key-auth/2.0.0/metadata.txt`)).body.toString();
     expect(text).toContain(`Source: oci://${registry.host}/plugins/key-auth:2.0.0`);
     expect(text).toContain(`SHA256: ${sha256(pushed.get("plugins/key-auth:2.0.0")!)}`);
+  });
+
+  test("sync --from-cluster publishes exactly what the cluster's WasmPlugins ask for and the store lacks; a rerun does nothing", async () => {
+    const kube = await startKubeApi();
+    try {
+      const SERVICE = "http://higress-plugin-server.higress-system.svc";
+      const wasmUrl = (name: string, version: string) => `${SERVICE}/plugins/${name}/${version}/plugin.wasm`;
+      kube.groups.get("extensions.higress.io")!.push(
+        wasmPlugin("higress-system", "key-auth-1.0.0", { url: wasmUrl("key-auth", "1.0.0") }, { "higress.io/wasm-plugin-name": "key-auth" }),
+        wasmPlugin("higress-system", "ai-proxy-2.0.1", { url: wasmUrl("ai-proxy", "2.0.1") }),
+        wasmPlugin("team", "cors-from-registry", { url: `oci://${OFFICIAL}/plugins/cors:2.0.2` }),
+        wasmPlugin("team", "from-the-future", { url: wasmUrl("key-auth", "9.9.9") }),
+      );
+      kube.deployments.push(controllerDeployment({ MCP_SERVER_WASM_IMAGE_URL: wasmUrl("mcp-server", "2.0.1") }));
+      const kubeconfig = await kube.kubeconfig();
+      const dir = await tempDir("from-cluster-");
+      const args = ["sync", "--from-cluster", "--kubeconfig", kubeconfig, "--to", dir, "--json", ...mirrorArgs()];
+      const first = await cli([...args, "--record"]);
+      expect(first.code).toBe(1); // key-auth 9.9.9 has no source anywhere
+      const report = JSON.parse(first.stdout);
+      expect(report.versions.map((v: { name: string; version: string; status: string }) => `${v.name} ${v.version} ${v.status}`).sort()).toEqual([
+        "ai-proxy 2.0.1 published",
+        "cors 2.0.2 published",
+        "key-auth 2.0.0 published",
+        "mcp-server 2.0.1 published",
+      ]);
+      expect(report.aliases).toEqual([{ name: "key-auth", aliases: { "1.0.0": "2.0.0" }, status: "published" }]);
+      expect(report.unresolved).toEqual([{ plugin: "key-auth", version: "9.9.9", from: ["WasmPlugin team/from-the-future"], why: `no source for key-auth 9.9.9 in ${"the default official configuration (uploader/plugins.default.json)"}` }]);
+      expect(first.stderr).toContain("unresolved    key-auth 9.9.9  no source for key-auth 9.9.9");
+      expect((await readdir(path.join(dir, "plugins"))).sort()).toEqual(["ai-proxy", "cors", "key-auth", "mcp-server"]);
+      expect(sha256(await readFile(path.join(dir, "plugins/cors/2.0.2/plugin.wasm")))).toBe(sha256(pushed.get("plugins/cors:2.0.2")!));
+      // --record checked again after publishing: only the unresolvable one is left, and the oci:// resource can switch.
+      const recorded = JSON.parse(await readFile(path.join(dir, "cluster-check.json"), "utf8"));
+      expect(recorded.findings.filter((f: { status: string }) => f.status !== "ok").map((f: { from: string; status: string }) => `${f.from} ${f.status}`)).toEqual([
+        "WasmPlugin team/cors-from-registry oci",
+        "WasmPlugin team/from-the-future missing",
+      ]);
+      const again = JSON.parse((await cli(args)).stdout);
+      expect(again.versions).toEqual([]);
+      expect((await cli([...args, "--prune"])).stderr).toContain("--prune with --from-cluster would remove every version the cluster does not use now");
+      expect((await cli(["sync", "--to", dir, "--server-url", SERVICE])).stderr).toContain("--server-url goes with --from-cluster");
+    } finally {
+      await kube.stop();
+    }
   });
 
   test("an offline bundle round-trips: export from the registry, import into an empty store", async () => {

@@ -14,14 +14,15 @@ import { S3Store } from "../src/storage/s3.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { createBucket } from "./bucket.ts";
 import { DEFAULT_MAX_UNPACKED_BYTES, exportBundle, readBundle } from "./bundle.ts";
-import { loadPlan, type SyncPlan } from "./config.ts";
+import { DEFAULT_CONFIG_NAME, loadPlan, type SyncPlan } from "./config.ts";
 import { applyMirrors } from "./oci/reference.ts";
 import { UploaderError, UsageError } from "./errors.ts";
 import { localJobs } from "./local.ts";
 import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
-import { runPipeline, type ProgressEvent, type Report } from "./pipeline.ts";
+import { runPipeline, type PipelineOptions, type ProgressEvent, type Report } from "./pipeline.ts";
 import { writeIndex } from "./store-index.ts";
 import { checkCluster, formatReport } from "./cluster/command.ts";
+import { clusterPlan } from "./cluster/fill.ts";
 import type { ClusterOptions } from "./cluster/kube.ts";
 import { withLease } from "./lease.ts";
 import { listStore, verifyStore } from "./verify.ts";
@@ -34,6 +35,8 @@ const VERSION = typeof __VERSION__ === "string" ? __VERSION__ : "dev";
 
 const USAGE = `Usage:
   plugin-uploader sync [--config <file>] [--to <store>] [options]   mirror registry plugins into a store
+  plugin-uploader sync --from-cluster [--server-url <url>]... [--config <file>]
+                                                 publish what the cluster's WasmPlugins ask for and the store lacks
   plugin-uploader import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]
   plugin-uploader export [--config <file> | --dir <dir>] --out <bundle.tar.gz>
   plugin-uploader import <bundle.tar.gz> [--to <store>]
@@ -143,7 +146,10 @@ const CLUSTER_OPTIONS: Option[] = ["from-cluster", "kubeconfig", "context", "nam
 const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "replace", "prune", "dry-run", "create-bucket", "json", "wait-for-lease"];
 /** What each command takes; anything else is refused by name instead of being silently ignored. */
 const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
-  sync: { usage: "sync [--config <file>] [--to <store>]", options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS] },
+  sync: {
+    usage: "sync [--config <file>] [--to <store>] | sync --from-cluster [--server-url <url>]... [--config <file>]",
+    options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record"],
+  },
   "import-dir": { usage: "import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "plugin-name", "plugin-version"] },
   import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "max-unpacked-mb"] },
   export: { usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz>", options: [...REGISTRY_OPTIONS, "dir", "out", "concurrency", "json", "verbose"] },
@@ -211,6 +217,13 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
     switch (command) {
       case "sync": {
         expectPositionals(rest, 0, "sync");
+        if (values["from-cluster"]) {
+          report = await syncFromCluster(values, env, common, leased);
+          break;
+        }
+        for (const flag of ["server-url", "console-pattern", "record", ...CLUSTER_OPTIONS.slice(1)] as const) {
+          if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --from-cluster`);
+        }
         const plan = await loadPlan(values.config, env);
         const store = await target(values, env);
         const jobs = registryJobs(plan, await registryOptions(values, env, plan));
@@ -329,6 +342,37 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
 function usage(message: string, showUsage = true): number {
   process.stderr.write(`plugin-uploader: ${message}\n${showUsage ? `\n${USAGE}\n` : ""}`);
   return 2;
+}
+
+/**
+ * `sync --from-cluster`: check, resolve what is missing through the user's config and the default
+ * one, publish it (never pruning: the cluster's view is not the whole plan), and with --record
+ * check again and keep that report in the store.
+ */
+async function syncFromCluster(
+  values: Values,
+  env: NodeJS.ProcessEnv,
+  common: PipelineOptions,
+  leased: <T>(store: WritableStore, name: string, work: () => Promise<T>) => Promise<T>,
+): Promise<Report> {
+  if (values.prune) throw new UsageError("--prune with --from-cluster would remove every version the cluster does not use now; `check --from-cluster` lists the prune candidates");
+  const store = await target(values, env);
+  const checkOptions = {
+    store,
+    ...clusterOptions(values),
+    serverUrls: values["server-url"] ?? [],
+    ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
+  };
+  const plans = [
+    ...(values.config ? [{ plan: await loadPlan(values.config, env), name: values.config }] : []),
+    { plan: await loadPlan(undefined, env), name: DEFAULT_CONFIG_NAME },
+  ];
+  const { plan, unresolved } = clusterPlan(await checkCluster(checkOptions), plans);
+  for (const u of unresolved) process.stderr.write(`${"unresolved".padEnd(13)} ${u.plugin}${u.version ? ` ${u.version}` : ""}  ${u.why} (asked by ${u.from.join(", ")})\n`);
+  const jobs = registryJobs(plan, await registryOptions(values, env, plan));
+  const report = await leased(store, "sync --from-cluster", () => runPipeline(store, jobs, plan.aliases, common));
+  if (values.record && !common.dryRun) await checkCluster({ ...checkOptions, record: true });
+  return { ...report, unresolved, failed: report.failed + unresolved.length };
 }
 
 /** --kubeconfig, --context, --namespace, --controller, as the cluster reader takes them. */
@@ -475,6 +519,7 @@ function printReport(report: Report, json: boolean) {
   for (const v of report.versions.filter((x) => x.status === "conflict")) process.stdout.write(`CONFLICT ${v.name} ${v.version}: published ${v.previousSha256}, source ${v.sha256} (not written; --replace overwrites)\n`);
   for (const v of report.versions.filter((x) => x.status === "replaced")) process.stdout.write(`REPLACED ${v.name} ${v.version}: ${v.previousSha256} -> ${v.sha256}\n`);
   for (const a of report.aliases.filter((x) => x.status === "failed")) process.stdout.write(`FAILED aliases of ${a.name}: ${a.error}\n`);
+  for (const u of report.unresolved ?? []) process.stdout.write(`UNRESOLVED ${u.plugin}${u.version ? ` ${u.version}` : ""}: ${u.why} (asked by ${u.from.join(", ")})\n`);
 }
 
 main(process.argv.slice(2)).then(

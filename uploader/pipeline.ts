@@ -2,6 +2,7 @@ import { INDEX, PLUGINS, pluginPrefix, versionPrefix } from "../src/core/layout.
 import { isName, isVersion } from "../src/core/names.ts";
 import type { WritableStore } from "../src/storage/store.ts";
 import { sha256Hex } from "./digest.ts";
+import type { Unresolved } from "./cluster/fill.ts";
 import { ByteBudget, mapPool } from "./pool.ts";
 import { MAX_WASM_BYTES } from "./wasm.ts";
 import { ConflictError, intact, publishAliases, publishVersion, storedMetadata, type PluginVersion } from "./publish.ts";
@@ -53,6 +54,8 @@ export interface Report {
   readonly aliases: readonly AliasResult[];
   readonly pruned: readonly string[];
   readonly failed: number;
+  /** `sync --from-cluster`: what the cluster asks for that no config can supply. */
+  readonly unresolved?: readonly Unresolved[];
 }
 
 export type ProgressEvent = {

@@ -1,4 +1,5 @@
 import type { CatalogPlugin, CatalogVersion } from "../core/catalog-data.ts";
+import type { ClusterView } from "../core/cluster-check.ts";
 import type { RenderedReadme } from "./markdown.ts";
 import { html, Html } from "./render.ts";
 
@@ -112,10 +113,18 @@ function formatSize(bytes: number | undefined): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1048576).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-function versionItem(ctx: PageContext, plugin: CatalogPlugin, v: CatalogVersion): Html {
+/** Who in the cluster uses a version, from the last recorded check. */
+function usedBy(cluster: ClusterView | undefined, plugin: string, version: string): Html | string {
+  if (!cluster) return "";
+  const use = cluster.usage.get(`${plugin}/${version}`);
+  if (!use) return html` <span class="muted">unused in the cluster</span>`;
+  return html` <span class="used" title="${use.from.join("\n")}">used by ${use.count} ${use.count === 1 ? "resource" : "resources"}</span>`;
+}
+
+function versionItem(ctx: PageContext, plugin: CatalogPlugin, v: CatalogVersion, cluster: ClusterView | undefined): Html {
   const url = `${ctx.origin}${v.url}`;
   return html`<li>
-<strong>${v.version}</strong>${v.aliasOf ? html` <span class="muted">alias of ${v.aliasOf}</span>` : ""} <span class="muted">${formatSize(v.size)}</span>
+<strong>${v.version}</strong>${v.aliasOf ? html` <span class="muted">alias of ${v.aliasOf}</span>` : ""} <span class="muted">${formatSize(v.size)}</span>${usedBy(cluster, plugin.name, v.version)}
 ${copyField(`URL of ${plugin.name} ${v.version}`, url)}
 <details><summary>WasmPlugin YAML and details</summary>
 ${copyField(`WasmPlugin YAML for ${plugin.name} ${v.version}`, wasmPluginYaml(ctx.origin, plugin.name, v), true)}
@@ -136,18 +145,35 @@ ${copyField("Console URL pattern", `HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_P
 </section>`;
 }
 
-export function catalogPage(ctx: PageContext, plugins: readonly CatalogPlugin[]): string {
+/** The last recorded cluster check: what would fail at a gateway, before a rollout finds out. */
+function clusterSection(cluster: ClusterView | undefined): Html | string {
+  if (!cluster) return "";
+  const s = cluster.summary;
+  const problems = cluster.problems;
+  return html`<section aria-labelledby="cluster"><h2 id="cluster">Cluster</h2>
+<p${s.errors > 0 ? html` role="alert"` : ""}>Checked ${cluster.checkedAt}${cluster.cluster ? html` against ${cluster.cluster}` : ""}: ${s.references} references, ${s.ok} fine, <strong>${s.errors} would fail</strong>, ${s.warnings} warnings; ${s.unreferenced} stored versions unused.</p>
+${problems.length > 0
+  ? html`<details${s.errors > 0 ? html` open` : ""}><summary>${problems.length} to look at</summary><div class="table"><table><thead><tr><th>Severity</th><th>Problem</th><th>Where</th><th>URL</th><th>Why</th></tr></thead><tbody>
+${problems.map((p) => html`<tr><td>${p.severity}</td><td>${p.status}</td><td>${p.from}</td><td><code>${p.url}</code></td><td>${p.message}</td></tr>`)}
+</tbody></table></div></details>`
+  : ""}
+<p class="muted">JSON: <a href="/api/v1/cluster">/api/v1/cluster</a></p>
+</section>`;
+}
+
+export function catalogPage(ctx: PageContext, plugins: readonly CatalogPlugin[], cluster?: ClusterView): string {
   return htmlDocument(
     ctx,
     "Higress plugins",
     html`<header><h1>Higress plugins</h1><span id="count" class="muted">${plugins.length} plugins</span></header>
 <p><label for="filter">Filter plugins</label><br><input id="filter" type="search" placeholder="name or version" autocomplete="off"></p>
 ${consolePattern(ctx)}
+${clusterSection(cluster)}
 <main>
 ${plugins.map(
   (p) => html`<article class="plugin" data-search="${[p.name, ...p.versions.map((v) => v.version)].join(" ").toLowerCase()}">
 <h2><a href="${p.url}">${p.name}</a></h2>${p.problem ? html`<p role="alert">${p.problem}</p>` : ""}
-<ul class="versions">${p.versions.map((v) => versionItem(ctx, p, v))}</ul>
+<ul class="versions">${p.versions.map((v) => versionItem(ctx, p, v, cluster))}</ul>
 </article>`,
 )}
 </main>
@@ -155,7 +181,7 @@ ${plugins.map(
   );
 }
 
-export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: RenderedReadme & { file: string } | undefined): string {
+export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: RenderedReadme & { file: string } | undefined, cluster?: ClusterView): string {
   return htmlDocument(
     ctx,
     `${plugin.name} - Higress plugins`,
@@ -163,7 +189,7 @@ export function pluginPage(ctx: PageContext, plugin: CatalogPlugin, readme: Rend
 <header><h1>${plugin.name}</h1></header>${plugin.problem ? html`<p role="alert">${plugin.problem}</p>` : ""}
 <main>
 <article class="plugin" data-search="${plugin.name}">
-<ul class="versions">${plugin.versions.map((v) => versionItem(ctx, plugin, v))}</ul>
+<ul class="versions">${plugin.versions.map((v) => versionItem(ctx, plugin, v, cluster))}</ul>
 </article>
 ${readme ? html`<section class="readme" aria-labelledby="readme"><h2 id="readme">${readme.file}</h2>${readme.title ? html`<p><strong>${readme.title}</strong></p>` : ""}${readme.description ? html`<p>${readme.description}</p>` : ""}${new Html(readme.html)}</section>` : ""}
 </main>

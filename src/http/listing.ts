@@ -3,7 +3,8 @@ import { LRUCache } from "lru-cache";
 import { describeVersions, listFiles, listVersions } from "../core/catalog.ts";
 import { loadCatalog, loadPlugin, type CatalogPlugin } from "../core/catalog-data.ts";
 import { NotFoundError } from "../core/errors.ts";
-import { fileKey } from "../core/layout.ts";
+import { clusterViewJson, parseClusterCheck, type ClusterView } from "../core/cluster-check.ts";
+import { CLUSTER_CHECK, fileKey } from "../core/layout.ts";
 import { prefersJson } from "../core/negotiate.ts";
 import { discard, readBytes, type Store } from "../storage/store.ts";
 import { catalogCsp, catalogPage, htmlDocument, pluginPage, type PageContext } from "./catalog-page.ts";
@@ -76,18 +77,31 @@ async function readme(store: Store, plugin: CatalogPlugin): Promise<(RenderedRea
   return result;
 }
 
+/** The uploader's last recorded cluster check; undefined when none is recorded (or it cannot be read). */
+export async function loadClusterView(store: Store): Promise<ClusterView | undefined> {
+  const object = await store.get(CLUSTER_CHECK);
+  return object ? parseClusterCheck(new TextDecoder().decode(await readBytes(object))) : undefined;
+}
+
 export async function catalog(c: Context, store: Store, api = false): Promise<Response> {
   const plugins = await loadCatalog(store);
   if (api || prefersJson(c.req.header("accept"))) return json200(c, { plugins });
   const ctx = pageContext(c);
-  return html200(c, ctx, catalogPage(ctx, plugins));
+  return html200(c, ctx, catalogPage(ctx, plugins, await loadClusterView(store)));
 }
 
 export async function pluginDetail(c: Context, store: Store, name: string, api = false): Promise<Response> {
   const plugin = await requirePlugin(store, name);
   if (api || prefersJson(c.req.header("accept"))) return json200(c, plugin);
   const ctx = pageContext(c);
-  return html200(c, ctx, pluginPage(ctx, plugin, await readme(store, plugin)));
+  return html200(c, ctx, pluginPage(ctx, plugin, await readme(store, plugin), await loadClusterView(store)));
+}
+
+/** `/api/v1/cluster`: what the last recorded check found (which versions the cluster uses, where, and what is broken). */
+export async function clusterCheck(c: Context, store: Store): Promise<Response> {
+  const view = await loadClusterView(store);
+  if (!view) throw new NotFoundError("no cluster check is recorded in this store; run plugin-uploader check --from-cluster --record");
+  return json200(c, clusterViewJson(view));
 }
 
 export async function versionFiles(c: Context, store: Store, name: string, version: string): Promise<Response> {

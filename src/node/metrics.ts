@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { ClusterView } from "../core/cluster-check.ts";
 import type { RouteKind } from "../core/routes.ts";
 import type { CacheOutcome } from "../storage/cached.ts";
 import type { StoreOperation, StoreOutcome } from "../storage/observed.ts";
@@ -27,7 +28,12 @@ export interface MetricsSources {
   readonly cacheObjects?: () => number;
   /** Resolves when the store answers (the readiness check, with its own short reuse). */
   readonly ready: () => Promise<void>;
+  /** The uploader's last recorded cluster check, if any (read through the caches at scrape time). */
+  readonly clusterCheck?: () => Promise<ClusterView | undefined>;
 }
+
+/** Series of plugin_server_cluster_references at most: only versions resources reference, and no more than this. */
+export const MAX_REFERENCE_SERIES = 500;
 
 const PREFIX = "plugin_server_";
 const ENCODINGS = new Set(["gzip", "identity"]);
@@ -71,6 +77,53 @@ export function serverMetrics(sources: MetricsSources): ServerMetrics {
   });
 
   // Zero series for the commonest combinations, so rate() works from the first scrape on.
+  if (sources.clusterCheck) {
+    const view = sources.clusterCheck;
+    // One read per scrape, shared by the three families.
+    let scrape: Promise<ClusterView | undefined> | undefined;
+    const current = () => (scrape ??= view().catch(() => undefined).finally(() => setTimeout(() => (scrape = undefined), 1000).unref()));
+    new Gauge({
+      name: `${PREFIX}cluster_check_findings`,
+      help: "References in the last recorded cluster check (plugin-uploader check --record), by severity: error means a gateway would fail.",
+      labelNames: ["severity"],
+      registers,
+      async collect() {
+        const v = await current();
+        this.reset();
+        if (!v) return;
+        this.set({ severity: "ok" }, v.summary.ok);
+        this.set({ severity: "error" }, v.summary.errors);
+        this.set({ severity: "warning" }, v.summary.warnings);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}cluster_check_timestamp_seconds`,
+      help: "When the last recorded cluster check ran (absent: none recorded).",
+      registers,
+      async collect() {
+        const v = await current();
+        this.reset();
+        if (v) this.set(Date.parse(v.checkedAt) / 1000);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}cluster_references`,
+      help: `Resources that reference a plugin version of this store, by plugin and version (versions nothing references have no series; at most ${MAX_REFERENCE_SERIES}).`,
+      labelNames: ["plugin", "version"],
+      registers,
+      async collect() {
+        const v = await current();
+        this.reset();
+        let n = 0;
+        for (const [key, { count }] of v?.usage ?? []) {
+          if (n++ >= MAX_REFERENCE_SERIES) break;
+          const [plugin, version] = key.split("/") as [string, string];
+          this.set({ plugin, version }, count);
+        }
+      },
+    });
+  }
+
   for (const route of ["plugin", "metadata"] satisfies RouteKind[]) {
     for (const status_class of ["2xx", "4xx", "5xx"]) requests.add(`${route} ${status_class} identity`, () => ({ route, status_class, encoding: "identity" }), 0);
   }
