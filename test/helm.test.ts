@@ -52,6 +52,8 @@ const VALUE_SETS: Record<string, string[]> = {
     "--set", "server.extraVolumeMounts[0].name=corp-ca", "--set", "server.extraVolumeMounts[0].mountPath=/etc/corp-ca",
     "--set", "server.preStopSleepSeconds=10", "--set", "minio.networkPolicy.extraFrom[0].podSelector.matchLabels.app=backup",
   ],
+  "cluster check (a Higress cluster)": ["--api-versions", "extensions.higress.io/v1alpha1", "--set", "uploader.cluster.sync=true"],
+  "cluster check, one namespace": ["--api-versions", "extensions.higress.io/v1alpha1", "--set", "uploader.cluster.namespace=team-a", "--set", "uploader.cluster.controller=null"],
   "existing auth Secrets, metrics off": [
     "--set", "auth.basic.existingSecret=gw-htpasswd", "--set", "auth.tokens.existingSecret=ci-tokens", "--set", "metrics.enabled=false",
   ],
@@ -80,7 +82,8 @@ const find = (objects: K8sObject[], kind: string, suffix = "") =>
 
 describe.skipIf(!helm)("Helm chart", () => {
   test.each(Object.entries(VALUE_SETS))("%s: lints strictly, renders, and every object validates", async (_name, args) => {
-    await run(helm!, ["lint", "--strict", CHART, ...args]);
+    // lint has no --api-versions (what a cluster serves): it lints the rest.
+    await run(helm!, ["lint", "--strict", CHART, ...args.filter((a, i) => a !== "--api-versions" && args[i - 1] !== "--api-versions")]);
     const objects = await render(args);
     expect(objects.length).toBeGreaterThan(5);
     for (const object of objects) await validate(object);
@@ -352,6 +355,42 @@ describe.skipIf(!helm)("Helm chart", () => {
       const known = family.startsWith("process_") || exported.includes(`\${PREFIX}${family.slice("plugin_server_".length)}`);
       expect(known, name).toBe(true);
     }
+  });
+
+  test("the cluster check: only where the WasmPlugin CRD exists, read-only RBAC for its own ServiceAccount, the report recorded", async () => {
+    const without = await render([]);
+    expect(without.filter((o) => /cluster/.test(o.metadata.name))).toEqual([]);
+    const NOTES = async (args: string[]) => (await run(helm!, ["install", "plugins", CHART, "--namespace", "higress-system", "--dry-run=client", ...args])).stdout;
+    expect(await NOTES([])).toContain("The WasmPlugin CRD (extensions.higress.io/v1alpha1) was not found, so the cluster check is not installed");
+
+    const objects = await render(["--api-versions", "extensions.higress.io/v1alpha1"]);
+    const role = find(objects, "ClusterRole", "-cluster-reader") as any;
+    expect(role.rules).toEqual([{ apiGroups: ["extensions.higress.io", "extensions.istio.io"], resources: ["wasmplugins"], verbs: ["get", "list", "watch"] }]);
+    const binding = find(objects, "ClusterRoleBinding", "-cluster-reader") as any;
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "plugins-higress-plugin-server-cluster-reader", namespace: "higress-system" }]);
+    const controller = find(objects, "Role", "-cluster-reader-controller") as any;
+    expect([controller.metadata.namespace, controller.rules]).toEqual(["higress-system", [{ apiGroups: ["apps"], resources: ["deployments"], resourceNames: ["higress-controller"], verbs: ["get"] }]]);
+    const cron = find(objects, "CronJob", "-cluster-check") as any;
+    expect(cron.spec.concurrencyPolicy).toBe("Forbid");
+    const pod = cron.spec.jobTemplate.spec.template.spec;
+    expect([pod.serviceAccountName, pod.automountServiceAccountToken]).toEqual(["plugins-higress-plugin-server-cluster-reader", true]);
+    expect(pod.containers[0].args).toEqual([
+      "check", "--exit-zero", "--from-cluster", "--record",
+      "--server-url", "http://higress-plugin-server.higress-system.svc",
+      "--console-pattern", "http://higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm",
+      "--controller", "higress-system/higress-controller",
+    ]);
+    // Every other pod of the chart keeps its token unmounted.
+    expect((find(objects, "ServiceAccount", "higress-plugin-server") as any).automountServiceAccountToken).toBe(false);
+
+    const syncing = find(await render(VALUE_SETS["cluster check (a Higress cluster)"]!), "CronJob", "-cluster-check") as any;
+    expect(syncing.spec.jobTemplate.spec.template.spec.containers[0].args.slice(0, 7)).toEqual(["sync", "--concurrency", "4", "--wait-for-lease", "900", "--from-cluster", "--record"]);
+    const scoped = await render(VALUE_SETS["cluster check, one namespace"]!);
+    expect((find(scoped, "Role", "-cluster-reader") as any).metadata.namespace).toBe("team-a");
+    expect(find(scoped, "ClusterRole", "-cluster-reader")).toBeUndefined();
+    expect(find(scoped, "Role", "-cluster-reader-controller")).toBeUndefined();
+    expect((find(scoped, "CronJob", "-cluster-check") as any).spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(["--namespace", "team-a", "--controller", "none"]));
+    await expect(render(["--api-versions", "extensions.higress.io/v1alpha1", "--set", "uploader.cluster.sync=true", "--set", "uploader.prune=true"])).rejects.toThrow(/uploader.cluster.sync cannot go with uploader.prune/);
   });
 
   test("bad values are refused by the schema", async () => {

@@ -135,12 +135,50 @@ stay with MinIO's pod.
 {{- end }}
 {{- end }}
 
-{{/* The uploader pod spec, shared by the hook Job and the CronJobs: (dict "root" $ "command" "sync"|"verify"). */}}
+{{/* The in-cluster base URL of the plugin Service (what the Console pattern and the gateways use). */}}
+{{- define "hps.baseUrl" -}}
+{{- $host := printf "%s.%s.svc" .Values.service.name .Release.Namespace }}
+{{- ternary (printf "http://%s" $host) (printf "http://%s:%v" $host .Values.service.port) (eq (int .Values.service.port) 80) }}
+{{- end }}
+
+{{/* The cluster check's command line: check (or sync) --from-cluster --record. */}}
+{{- define "hps.clusterArgs" -}}
+{{- $c := .Values.uploader.cluster }}
+{{- if $c.sync }}
+{{- if .Values.uploader.prune }}{{ fail "uploader.cluster.sync cannot go with uploader.prune: the cluster's view is not the whole plan" }}{{ end }}
+{{- include "hps.uploaderArgs" . }}
+{{- else }}
+- check
+- --exit-zero
+{{- end }}
+- --from-cluster
+- --record
+{{- with $c.namespace }}
+- --namespace
+- {{ . | quote }}
+{{- end }}
+{{- range ($c.serverUrls | default (list (include "hps.baseUrl" .))) }}
+- --server-url
+- {{ . | quote }}
+{{- end }}
+- --console-pattern
+- {{ default (printf "%s/plugins/${name}/${version}/plugin.wasm" (include "hps.baseUrl" .)) $c.consolePattern | quote }}
+- --controller
+- {{ if $c.controller }}{{ printf "%s/%s" $c.controller.namespace $c.controller.name | quote }}{{ else }}none{{ end }}
+{{- end }}
+
+{{/* The uploader pod spec, shared by the hook Job and the CronJobs: (dict "root" $ "command" "sync"|"verify"|"cluster"). */}}
 {{- define "hps.uploaderPod" -}}
 {{- $command := .command }}
 {{- with .root }}
 restartPolicy: Never
+{{- if eq $command "cluster" }}
+serviceAccountName: {{ include "hps.fullname" . }}-cluster-reader
+# This pod reads WasmPlugins with its own token; no other pod of the chart mounts one.
+automountServiceAccountToken: true
+{{- else }}
 serviceAccountName: {{ include "hps.serviceAccountName" . }}
+{{- end }}
 securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets: {{- toYaml . | nindent 2 }}
@@ -152,6 +190,8 @@ containers:
     command: ["node", "/app/dist/uploader.js"]
     {{- if eq $command "verify" }}
     args: ["verify"]
+    {{- else if eq $command "cluster" }}
+    args: {{- include "hps.clusterArgs" . | nindent 6 }}
     {{- else }}
     args: {{- include "hps.uploaderArgs" . | nindent 6 }}
     {{- end }}
@@ -203,4 +243,9 @@ volumes:
 
 {{- define "hps.tokensSecretName" -}}
 {{- if .Values.auth.tokens.existingSecret }}{{ .Values.auth.tokens.existingSecret }}{{- else if .Values.auth.tokens.values }}{{ include "hps.fullname" . }}-auth{{- end }}
+{{- end }}
+
+{{/* "true" when the cluster check is rendered: uploader and check on, and the WasmPlugin CRD served by the API. */}}
+{{- define "hps.clusterCheck" -}}
+{{- if and .Values.uploader.enabled .Values.uploader.cluster.enabled (.Capabilities.APIVersions.Has "extensions.higress.io/v1alpha1") }}true{{ end }}
 {{- end }}
