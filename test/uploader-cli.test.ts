@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, writeFile, readdir } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -279,6 +279,84 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     } finally {
       await kube.stop();
     }
+  });
+
+  test("release snapshots: pulled by digest (a moved tag changes nothing), recorded, covered; a lock holds later runs to it", async () => {
+    // The 2.2.5 snapshot's shape (test/fixtures, from the Higress repository), its digests made those of images pushed here.
+    const sample = JSON.parse(await readFile(path.join(ROOT, "test/fixtures/higress-release-snapshot-2.2.5.json"), "utf8"));
+    const images = new Map<string, { wasm: Uint8Array; digest: string }>();
+    const pushImage = async (repository: string, tag: string, seed: number) => {
+      const wasm = wasmModule(2000 + seed, 7000 + seed);
+      const { manifest, blobs } = orasPlugin(wasm);
+      const layout = await tempDir("release-layout-");
+      await writeOciLayout(layout, tag, manifest, blobs);
+      await push(`oci:${layout}:${tag}`, registry, `${repository}:${tag}`);
+      const image = { wasm, digest: `sha256:${sha256(manifest.data)}` };
+      images.set(`${repository}:${tag}`, image);
+      return image;
+    };
+    const snapshot = async (gatewayVersion: string, versions: Record<string, string>, seed: number) => {
+      const plugins = [];
+      for (const p of sample.plugins) {
+        const version = versions[p.logicalId] ?? p.version;
+        const image: { wasm: Uint8Array; digest: string } = images.get(`${p.image}:${version}`) ?? (await pushImage(p.image, version, seed + plugins.length));
+        plugins.push({ ...p, version, ociRef: `${OFFICIAL}/${p.image}:${version}`, digest: image.digest });
+      }
+      const file = path.join(await tempDir("snapshot-"), `${gatewayVersion}.json`);
+      await writeFile(file, JSON.stringify({ ...sample, gatewayVersion, previousRelease: undefined, plugins }));
+      return file;
+    };
+    const s225 = await snapshot("2.2.5", {}, 10);
+    const dir = await tempDir("release-store-");
+    const lock = path.join(dir, "..", `plugins-${Date.now()}.lock.json`);
+    const sync = (args: string[]) => cli(["sync", "--to", dir, "--json", ...mirrorArgs(), ...args]);
+
+    const first = await sync(["--release-snapshot", s225, "--lock", lock]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).versions.map((v: { name: string; version: string; status: string; source: string }) => `${v.name} ${v.version} ${v.status} ${v.source}`).sort()).toEqual(
+      sample.plugins.map((p: { logicalId: string; version: string; image: string }) => `${p.logicalId} ${p.version} published oci://${registry.host}/${p.image}:${p.version}@${images.get(`${p.image}:${p.version}`)!.digest}`).sort(),
+    );
+    expect(first.stderr).toContain("release       2.2.5  recorded: 3 plugins, by digest");
+    const recorded = JSON.parse(await readFile(path.join(dir, "releases/2.2.5.json"), "utf8"));
+    expect(recorded.plugins.find((p: { name: string }) => p.name === "ai-agent")).toEqual({ name: "ai-agent", version: "2.0.2", digest: images.get("plugins/ai-agent:2.0.2")!.digest, sha256: sha256(images.get("plugins/ai-agent:2.0.2")!.wasm) });
+    expect(JSON.parse(await readFile(lock, "utf8")).versions).toHaveLength(3);
+
+    // Upstream moves the 2.0.2 tag to other bytes: the snapshot's digest still names the old image.
+    await pushImage("plugins/ai-agent", "2.0.2", 99);
+    const moved = await sync(["--release-snapshot", s225]);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout).versions.every((v: { status: string }) => v.status === "unchanged")).toBe(true);
+
+    // A second release (2.2.4 shipped ai-agent 2.0.1): both kept, both covered.
+    images.set("plugins/ai-agent:2.0.1", await pushImage("plugins/ai-agent", "2.0.1", 40));
+    const s224 = await snapshot("2.2.4", { "ai-agent": "2.0.1" }, 40);
+    expect((await sync(["--release-snapshot", s224, "--release-snapshot", s225])).code).toBe(0);
+    const covered = await cli(["check", "--to", dir]);
+    expect([covered.code, covered.stdout.split("\n").at(-3)]).toEqual([0, "the store covers Higress 2.2.4 and 2.2.5"]);
+
+    // Held to the lock: a plan that adds a version, and a snapshot whose digest moved, fail by name and write nothing.
+    const locked = JSON.parse((await sync(["--release-snapshot", s224, "--release-snapshot", s225, "--lock", lock, "--locked"])).stdout);
+    expect(locked.versions.filter((v: { status: string }) => v.status === "failed").map((v: { error: string }) => v.error)).toEqual([`ai-agent 2.0.1 is not in the lock ${lock} (--locked publishes only what it holds)`]);
+    const rebuilt = JSON.parse(await readFile(s225, "utf8"));
+    rebuilt.plugins[0].digest = images.get("plugins/ai-agent:2.0.2")!.digest; // the image the tag moved to
+    expect(rebuilt.plugins[0].digest).not.toBe(recorded.plugins.find((p: { name: string }) => p.name === "ai-agent").digest);
+    const drifted = path.join(await tempDir("snapshot-"), "2.2.5.json");
+    await writeFile(drifted, JSON.stringify(rebuilt));
+    const drift = await sync(["--release-snapshot", drifted, "--lock", lock, "--locked"]);
+    expect(drift.code).toBe(1);
+    expect(drift.stderr).toMatch(/ai-agent 2\.0\.2 drifted from the lock .*: its manifest digest is sha256:[0-9a-f]{64}, the lock holds sha256:[0-9a-f]{64}/);
+    expect(drift.stderr).toContain("release 2.2.5  not recorded: ai-agent 2.0.2 not published");
+    expect(sha256(await readFile(path.join(dir, "plugins/ai-agent/2.0.2/plugin.wasm")))).toBe(recorded.plugins.find((p: { name: string }) => p.name === "ai-agent").sha256);
+
+    // A version of a recorded release removed by hand: check says the release is no longer covered.
+    await rm(path.join(dir, "plugins/ai-data-masking/2.0.2"), { recursive: true });
+    expect((await cli(["index", "--to", dir])).code).toBe(0); // as after any hand edit: the check reads index.json
+    const uncovered = await cli(["check", "--to", dir]);
+    expect(uncovered.code).toBe(1);
+    expect(uncovered.stdout).toContain("ERROR   release         Higress 2.2.4 is no longer covered: ai-data-masking 2.0.2 is not in the store");
+    expect(uncovered.stdout).toContain("ERROR   release         Higress 2.2.5 is no longer covered");
+    expect(uncovered.stdout).not.toContain("the store covers");
+    expect((await cli(["sync", "--to", dir, "--release-snapshot", path.join(ROOT, "package.json")])).stderr).toMatch(/release snapshot .*package\.json is not one this uploader can mirror: schemaVersion: is missing; gatewayVersion: is missing; plugins: is missing/);
   });
 
   test("an offline bundle round-trips: export from the registry, import into an empty store", async () => {

@@ -25,6 +25,8 @@ import { checkCluster, formatReport } from "./cluster/command.ts";
 import { clusterPlan } from "./cluster/fill.ts";
 import type { ClusterOptions } from "./cluster/kube.ts";
 import { withLease } from "./lease.ts";
+import { lockedJobs, readLock, writeLock } from "./lock.ts";
+import { loadSnapshot, recordRelease, releasePlan } from "./release.ts";
 import { listStore, verifyStore } from "./verify.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
 
@@ -44,8 +46,9 @@ const USAGE = `Usage:
   plugin-uploader verify [--to <store>]          check every version: module sha256, gzip variant, metadata, aliases, index
   plugin-uploader list [--to <store>] [--json]   plugins, versions, aliases, sizes, sources
   plugin-uploader index [--to <store>]           rebuild index.json after the store was edited by hand
-  plugin-uploader check --from-cluster [--server-url <url>]... [--to <store>]
-                                                 what the cluster's WasmPlugins (and the Console) will ask for, and what would fail
+  plugin-uploader check [--from-cluster] [--server-url <url>]... [--to <store>]
+                                                 what the cluster's WasmPlugins (and the Console) will ask for, and what would
+                                                 fail; and whether the store still covers the Higress releases it mirrored
 
   <store> is file:<dir>, a directory, or s3://<bucket>[/<prefix>] (S3_ENDPOINT, S3_REGION,
   S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY as for the server, or the flags
@@ -71,6 +74,12 @@ Options:
   --create-bucket                          create the S3 bucket if it does not exist
   --wait-for-lease <seconds>               wait this long for another run writing the same store to finish
                                            (default 0: exit 3 at once); one run writes a store at a time
+  --release-snapshot <file|url>            a Higress release's plugin snapshot (plugins/release/snapshots/<version>.json):
+                                           every plugin pulled by its manifest digest, published under the snapshot's
+                                           version beside the older ones, and the release recorded in the store (repeatable)
+  --lock <file>                            write what the run published (source, manifest digest, module sha256) to <file>
+  --locked                                 hold the run to --lock <file>: any drift (other digest or bytes, a version added
+                                           or dropped) fails by name
   --from-cluster                           read the WasmPlugin resources of the cluster (in a pod: its service account;
                                            else the kubeconfig: --kubeconfig, KUBECONFIG or ~/.kube/config)
   --kubeconfig <file>                      the kubeconfig to read
@@ -112,6 +121,9 @@ const OPTIONS = {
   "max-unpacked-mb": { type: "string" },
   "wait-for-lease": { type: "string" },
   "from-cluster": { type: "boolean" },
+  "release-snapshot": { type: "string", multiple: true },
+  lock: { type: "string" },
+  locked: { type: "boolean" },
   kubeconfig: { type: "string" },
   context: { type: "string" },
   namespace: { type: "string" },
@@ -151,7 +163,7 @@ const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "replace", "prune", 
 const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
   sync: {
     usage: "sync [--config <file>] [--to <store>] | sync --from-cluster [--server-url <url>]... [--config <file>]",
-    options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record"],
+    options: [...STORE_OPTIONS, ...REGISTRY_OPTIONS, ...PIPELINE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record", "release-snapshot", "lock", "locked"],
   },
   "import-dir": { usage: "import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "plugin-name", "plugin-version"] },
   import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "max-unpacked-mb"] },
@@ -227,10 +239,29 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         for (const flag of ["server-url", "console-pattern", "record", ...CLUSTER_OPTIONS.slice(1)] as const) {
           if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --from-cluster`);
         }
-        const plan = await loadPlan(values.config, env);
+        const releases = await Promise.all((values["release-snapshot"] ?? []).map(loadSnapshot));
+        const plan = releases.length > 0 ? withConfig(releasePlan(releases), values.config ? await loadPlan(values.config, env) : undefined) : await loadPlan(values.config, env);
+        if (values.locked && !values.lock) throw new UsageError("--locked needs --lock <file>: the lock to hold the run to");
         const store = await target(values, env);
-        const jobs = registryJobs(plan, await registryOptions(values, env, plan));
-        report = await leased(store, "sync", () => runPipeline(store, jobs, plan.aliases, common));
+        let jobs = registryJobs(plan, await registryOptions(values, env, plan));
+        let drift: { name: string; version: string; source: string; error: string }[] = [];
+        if (values.locked) ({ jobs, drift } = lockedJobs(jobs, await readLock(values.lock!), values.lock!));
+        for (const d of drift) progress.event({ name: d.name, version: d.version, phase: "failed", detail: d.error });
+        const ran = await leased(store, "sync", () => runPipeline(store, jobs, plan.aliases, common));
+        report = { ...ran, versions: [...ran.versions, ...drift.map((d) => ({ ...d, status: "failed" as const }))], failed: ran.failed + drift.length };
+        if (!common.dryRun) {
+          for (const release of releases) {
+            const sha256s = new Map(report.versions.filter((r) => r.sha256 && (r.status === "published" || r.status === "unchanged" || r.status === "replaced")).map((r) => [`${r.name}/${r.version}`, r.sha256!]));
+            const lacking = release.plugins.filter((p) => !sha256s.has(`${p.name}/${p.version}`));
+            if (lacking.length > 0) {
+              process.stderr.write(`${"failed".padEnd(13)} release ${release.gatewayVersion}  not recorded: ${lacking.map((p) => `${p.name} ${p.version}`).join(", ")} not published\n`);
+              continue;
+            }
+            await recordRelease(store, release, sha256s);
+            process.stderr.write(`${"release".padEnd(13)} ${release.gatewayVersion}  recorded: ${release.plugins.length} plugins, by digest\n`);
+          }
+          if (values.lock && !values.locked) process.stderr.write(`${"lock".padEnd(13)} ${values.lock}  ${await writeLock(values.lock, report)} versions\n`);
+        }
         break;
       }
       case "import-dir": {
@@ -301,9 +332,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "check": {
         expectPositionals(rest, 0, "check --from-cluster");
-        if (!values["from-cluster"]) throw new UsageError("check needs --from-cluster (what the cluster's WasmPlugins ask for)");
         const report = await checkCluster({
           store: await target(values, env),
+          fromCluster: values["from-cluster"] ?? false,
           ...clusterOptions(values),
           serverUrls: values["server-url"] ?? [],
           ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
@@ -311,7 +342,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         });
         process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, { all: values.all ?? false, fix: values.fix ?? false }));
         if (values["exit-zero"]) return 0;
-        return report.summary.errors > 0 || (values.strict && report.summary.warnings > 0) ? 1 : 0;
+        const uncovered = report.releases.some((r) => !r.covered);
+        return uncovered || report.summary.errors > 0 || (values.strict && report.summary.warnings > 0) ? 1 : 0;
       }
       case "create-bucket": {
         expectPositionals(rest, 0, "create-bucket");
@@ -377,6 +409,18 @@ async function syncFromCluster(
   const report = await leased(store, "sync --from-cluster", () => runPipeline(store, jobs, plan.aliases, common));
   if (values.record && !common.dryRun) await checkCluster({ ...checkOptions, record: true });
   return { ...report, unresolved, failed: report.failed + unresolved.length };
+}
+
+/** Release snapshots with a --config beside them: its versions, aliases, mirrors and credentials join the snapshots' plugins. */
+function withConfig(releases: SyncPlan, config: SyncPlan | undefined): SyncPlan {
+  if (!config) return releases;
+  const pinned = new Set(releases.sources.map((s) => `${s.name}/${s.version}`));
+  return {
+    sources: [...releases.sources, ...config.sources.filter((s) => !pinned.has(`${s.name}/${s.version}`))],
+    aliases: config.aliases,
+    mirrors: config.mirrors,
+    credentials: config.credentials,
+  };
 }
 
 /** --kubeconfig, --context, --namespace, --controller, as the cluster reader takes them. */

@@ -39,6 +39,8 @@ export interface VersionResult {
   readonly size?: number;
   /** For `conflict` and `replaced`: the sha256 the store held. */
   readonly previousSha256?: string;
+  /** The image manifest the bytes came from (registry sources). */
+  readonly manifestDigest?: string;
   readonly error?: string;
 }
 
@@ -108,7 +110,7 @@ export async function runPipeline(
       const stored = job.published && !options.force ? await storedMetadata(store, job.name, job.version) : undefined;
       if (stored && (await job.published!(stored).catch(() => false)) && (await intact(store, stored))) {
         progress({ name: job.name, version: job.version, phase: "unchanged", detail: stored.sha256 });
-        return { ...base, status: "unchanged", sha256: stored.sha256, size: stored.size };
+        return { ...base, status: "unchanged", sha256: stored.sha256, size: stored.size, ...(stored.manifestDigest ? { manifestDigest: stored.manifestDigest } : {}) };
       }
       const plugin = await job.load();
       const result: { status: VersionStatus; sha256: string; previousSha256?: string } = options.dryRun
@@ -116,7 +118,14 @@ export async function runPipeline(
         : await publishVersion(store, plugin, { force: options.force ?? false, replace: options.replace ?? false });
       const { previousSha256 } = result;
       progress({ name: job.name, version: job.version, phase: result.status, detail: previousSha256 ? `${previousSha256} -> ${result.sha256}` : result.sha256 });
-      return { ...base, status: result.status, sha256: result.sha256, size: plugin.wasm.length, ...(previousSha256 ? { previousSha256 } : {}) };
+      return {
+        ...base,
+        status: result.status,
+        sha256: result.sha256,
+        size: plugin.wasm.length,
+        ...(previousSha256 ? { previousSha256 } : {}),
+        ...(plugin.manifestDigest ? { manifestDigest: plugin.manifestDigest } : {}),
+      };
     } catch (error) {
       if (error instanceof ConflictError) {
         progress({ name: job.name, version: job.version, phase: "conflict", detail: error.message });

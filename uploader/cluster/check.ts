@@ -2,6 +2,7 @@ import type { CatalogPlugin } from "../../src/core/catalog-data.ts";
 import { compareVersions } from "../../src/core/catalog.ts";
 import { checkName, checkVersion } from "../../src/core/names.ts";
 import { UsageError } from "../errors.ts";
+import type { RecordedRelease } from "../release.ts";
 import { describeSource, type Reference, type ReferenceSource } from "./references.ts";
 
 /**
@@ -63,7 +64,32 @@ export interface CheckReport {
   readonly findings: readonly Finding[];
   /** Versions and aliases in the store that no reference reaches: candidates for pruning, never removed by `check`. */
   readonly unreferenced: readonly { readonly plugin: string; readonly version: string; readonly aliasOf?: string }[];
+  /** The Higress releases mirrored into the store (sync --release-snapshot), and whether it still holds each one's bytes. */
+  readonly releases: readonly ReleaseCoverage[];
   readonly notes: readonly string[];
+}
+
+export interface ReleaseCoverage {
+  readonly gatewayVersion: string;
+  readonly plugins: number;
+  readonly covered: boolean;
+  /** Each plugin version of the release the store no longer serves as recorded. */
+  readonly problems: readonly string[];
+}
+
+/** Whether the store still serves every plugin of each recorded release with the recorded bytes. */
+export function releaseCoverage(releases: readonly RecordedRelease[], catalog: readonly CatalogPlugin[]): ReleaseCoverage[] {
+  const served = servedIndex(catalog);
+  return releases
+    .map((release) => {
+      const problems = release.plugins.flatMap((p) => {
+        const here = served.get(p.name)?.get(p.version);
+        if (!here) return [`${p.name} ${p.version} is not in the store`];
+        return here.sha256 !== p.sha256 ? [`${p.name} ${p.version} serves sha256 ${here.sha256 ?? "unknown"}, the release recorded ${p.sha256}`] : [];
+      });
+      return { gatewayVersion: release.gatewayVersion, plugins: release.plugins.length, covered: problems.length === 0, problems };
+    })
+    .sort((a, b) => compareVersions(a.gatewayVersion, b.gatewayVersion));
 }
 
 /** A base URL of ours: scheme, host (lower case), port (explicit) and path prefix. */
@@ -154,7 +180,7 @@ export function checkReferences(
   references: readonly Reference[],
   catalog: readonly CatalogPlugin[],
   servers: readonly ServerUrl[],
-  extra: { readonly cluster?: string; readonly notes?: readonly string[]; readonly now?: Date } = {},
+  extra: { readonly cluster?: string; readonly notes?: readonly string[]; readonly now?: Date; readonly releases?: readonly RecordedRelease[] } = {},
 ): CheckReport {
   const served = servedIndex(catalog);
   const reached = new Set<string>();
@@ -227,7 +253,8 @@ export function checkReferences(
     return finding("ok", here.aliasOf ? `served from ${here.aliasOf} (alias)` : "served", facts);
   });
 
-  const unreferenced = catalog.flatMap((plugin) =>
+  // Without references (no cluster read) nothing can be called unreferenced.
+  const unreferenced = references.length === 0 ? [] : catalog.flatMap((plugin) =>
     plugin.versions.filter((v) => !reached.has(`${plugin.name}/${v.version}`)).map((v) => ({ plugin: plugin.name, version: v.version, ...(v.aliasOf ? { aliasOf: v.aliasOf } : {}) })),
   );
   const count = (severity: Severity) => findings.filter((f) => f.severity === severity).length;
@@ -239,6 +266,7 @@ export function checkReferences(
     summary: { references: findings.length, ok: count("ok"), errors: count("error"), warnings: count("warning"), unreferenced: unreferenced.length },
     findings,
     unreferenced,
+    releases: releaseCoverage(extra.releases ?? [], catalog),
     notes: [...(extra.notes ?? [])],
   };
 }

@@ -2,6 +2,7 @@ import { loadCatalog } from "../../src/core/catalog-data.ts";
 import { CLUSTER_CHECK } from "../../src/core/layout.ts";
 import type { WritableStore } from "../../src/storage/store.ts";
 import { putVerified } from "../publish.ts";
+import { recordedReleases } from "../release.ts";
 import consoleVersions from "../console-versions.json" with { type: "json" };
 import { checkReferences, parseServerUrl, type CheckReport } from "./check.ts";
 import { readCluster, type ClusterOptions } from "./kube.ts";
@@ -12,6 +13,8 @@ export const DEFAULT_SERVER_URL = "http://higress-plugin-server.higress-system.s
 
 export interface CheckOptions extends ClusterOptions {
   readonly store: WritableStore;
+  /** Read the cluster's references (else only the store's recorded releases are checked). */
+  readonly fromCluster?: boolean;
   readonly serverUrls?: readonly string[];
   /** The Console's HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN: every version a Console offers is checked too. */
   readonly consolePattern?: string;
@@ -29,11 +32,13 @@ export function consoleReferences(pattern: string): Reference[] {
 /** One list call per WasmPlugin group and one store read (index.json): fast on a big cluster. */
 export async function checkCluster(options: CheckOptions): Promise<CheckReport> {
   const servers = (options.serverUrls?.length ? options.serverUrls : [DEFAULT_SERVER_URL]).map(parseServerUrl);
-  const [cluster, catalog] = await Promise.all([readCluster(options), loadCatalog(options.store)]);
-  const references = [...cluster.references, ...(options.consolePattern ? consoleReferences(options.consolePattern) : [])];
-  const notes = [...cluster.notes];
-  if (!options.consolePattern) notes.push("the Console's pattern was not given (--console-pattern): versions the Console offers but nobody enabled yet are not checked, and count as unreferenced");
-  const report = checkReferences(references, catalog, servers, { cluster: cluster.server, notes });
+  const fromCluster = options.fromCluster ?? true;
+  const [cluster, catalog, releases] = await Promise.all([fromCluster ? readCluster(options) : undefined, loadCatalog(options.store), recordedReleases(options.store)]);
+  const references = [...(cluster?.references ?? []), ...(options.consolePattern ? consoleReferences(options.consolePattern) : [])];
+  const notes = [...(cluster?.notes ?? [])];
+  if (!fromCluster) notes.push("the cluster was not read (--from-cluster): only the store's recorded releases are checked");
+  else if (!options.consolePattern) notes.push("the Console's pattern was not given (--console-pattern): versions the Console offers but nobody enabled yet are not checked, and count as unreferenced");
+  const report = checkReferences(references, catalog, servers, { ...(cluster ? { cluster: cluster.server } : {}), notes, releases });
   if (options.record) await recordReport(options.store, report);
   return report;
 }
@@ -54,6 +59,9 @@ export function formatReport(report: CheckReport, options: { all?: boolean; fix?
   const s = report.summary;
   const prune = report.unreferenced.slice(0, 20).map((u) => `${u.plugin} ${u.version}${u.aliasOf ? ` (alias of ${u.aliasOf})` : ""}`);
   if (prune.length) lines.push(`unreferenced (prune candidates, not removed): ${prune.join(", ")}${report.unreferenced.length > 20 ? `, and ${report.unreferenced.length - 20} more` : ""}`);
+  const covered = report.releases.filter((r) => r.covered).map((r) => r.gatewayVersion);
+  for (const r of report.releases.filter((x) => !x.covered)) lines.push(`ERROR   release         Higress ${r.gatewayVersion} is no longer covered: ${r.problems.join("; ")}`);
+  if (covered.length > 0) lines.push(`the store covers Higress ${covered.length === 1 ? covered[0] : `${covered.slice(0, -1).join(", ")} and ${covered.at(-1)}`}`);
   lines.push(`${s.references} references: ${s.ok} ok, ${s.errors} errors, ${s.warnings} warnings; ${s.unreferenced} stored versions unreferenced`);
   return `${lines.join("\n")}\n`;
 }
