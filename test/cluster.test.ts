@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -7,7 +8,7 @@ import { publishAliases, publishVersion } from "../uploader/publish.ts";
 import { writeIndex } from "../uploader/store-index.ts";
 import { cli } from "./support/cli.ts";
 import { request } from "./support/http.ts";
-import { startNode } from "./support/targets.ts";
+import { ROOT, startNode } from "./support/targets.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { controllerDeployment, startKubeApi, wasmPlugin, type KubeApi } from "./support/kube-api.ts";
 import { wasmModule } from "./support/wasm.ts";
@@ -224,6 +225,56 @@ describe("the server shows the recorded check", () => {
       expect(metrics).not.toContain('plugin="key-auth",version="2.0.1"');
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe("check --watch", () => {
+  test("checks again on a WasmPlugin change (a watch from the list's resourceVersion), lists again after 410 Gone, stops on SIGTERM", async () => {
+    const api = await startKubeApi();
+    const dir = await seedStore();
+    const child = spawn(process.execPath, [path.join(ROOT, "dist/uploader.js"), "check", "--from-cluster", "--watch", "--record", "--controller", "none", "--kubeconfig", await api.kubeconfig(), "--to", dir], {
+      env: { PATH: process.env.PATH ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    const lines = () => out.split("\n").filter(Boolean);
+    const until = async (what: string, condition: () => boolean) => {
+      for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(condition(), `${what}\nstdout: ${out}\nstderr: ${err}\nrequests: ${api.requests.join("\n")}`).toBe(true);
+    };
+    const watches = () => api.requests.filter((r) => r.includes("watch=true"));
+    try {
+      await until("first check", () => lines().length === 1);
+      expect(lines()[0]).toMatch(/ 0 references: 0 ok, 0 errors, 0 warnings \(recorded\)$/);
+      await until("a watch from the list's resourceVersion", () => watches().length === 1);
+      expect(watches()[0]).toContain("resourceVersion=1000");
+      expect(watches()[0]).toContain("allowWatchBookmarks=true");
+
+      const added = wasmPlugin("team", "late", { url: url("key-auth", "9.9.9") });
+      api.groups.get("extensions.higress.io")!.push(added);
+      api.emit("extensions.higress.io", "ADDED", added);
+      await until("a check after the change", () => lines().length === 2);
+      expect(lines()[1]).toMatch(/ 1 references: 0 ok, 1 errors, 0 warnings \(recorded\)$/);
+      const recorded = JSON.parse(await readFile(path.join(dir, "cluster-check.json"), "utf8"));
+      expect(recorded.findings.map((f: { from: string; status: string }) => `${f.from} ${f.status}`)).toEqual(["WasmPlugin team/late missing"]);
+
+      // The history the watch follows is compacted: 410 Gone, then a new list and a watch from its resourceVersion.
+      await until("the watch resumed after the check", () => watches().length === 2);
+      const listsBefore = api.requests.filter((r) => r.includes("wasmplugins?limit=")).length;
+      api.resourceVersion = 5000;
+      api.expire();
+      await until("a new list after 410", () => api.requests.filter((r) => r.includes("wasmplugins?limit=")).length > listsBefore);
+      await until("a new watch from the new list", () => watches().some((w) => w.includes("resourceVersion=5000")));
+      expect(err).toBe("");
+    } finally {
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      await api.stop();
     }
   });
 });

@@ -11,6 +11,7 @@ import { sha256, tarGzEntries } from "./support/fixtures.ts";
 import { cli } from "./support/cli.ts";
 import { controllerDeployment, startKubeApi, wasmPlugin } from "./support/kube-api.ts";
 import { request } from "./support/http.ts";
+import { freePort } from "./support/net.ts";
 import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startFlakyProxy, startRegistry, type Registry } from "./support/registry.ts";
 import { ROOT, s3Env, seedBucket, startNode, type NodeServer } from "./support/targets.ts";
@@ -32,7 +33,7 @@ const tempDir = (prefix: string) => mkdtemp(path.join(tmpdir(), prefix));
 describe("usage and configuration errors exit 2 with a message", () => {
   test.each([
     [["bogus"], 'unknown command "bogus"'],
-    [["sync", "--nope"], "Unknown option '--nope'"],
+    [["sync", "--nope"], "unknown option --nope; plugin-uploader sync --help lists the options"],
     [["sync", "--config", "/no/such/file.properties", "--to", "/tmp/x"], "cannot read config /no/such/file.properties"],
     [["sync", "--concurrency", "0", "--to", "/tmp/x"], "--concurrency takes a whole number from 1 to 64"],
     [["sync"], "no target store: pass --to <store> or set STORE"],
@@ -357,6 +358,28 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     expect(uncovered.stdout).toContain("ERROR   release         Higress 2.2.5 is no longer covered");
     expect(uncovered.stdout).not.toContain("the store covers");
     expect((await cli(["sync", "--to", dir, "--release-snapshot", path.join(ROOT, "package.json")])).stderr).toMatch(/release snapshot .*package\.json is not one this uploader can mirror: schemaVersion: is missing; gatewayVersion: is missing; plugins: is missing/);
+  });
+
+  test("registry failures say why: HTTP on an HTTPS request, connection refused, an unknown name; an unreachable registry is not tried once per plugin", async () => {
+    const dir = await tempDir("failures-");
+    const config = path.join(dir, "plugins.properties");
+    await writeFile(config, `key-auth=oci://${registry.host}/plugins/key-auth:2.0.0\n`);
+    const https = await cli(["sync", "--config", config, "--to", path.join(dir, "a")]);
+    expect(https.code).toBe(1);
+    expect(https.stdout).toContain(`the server answered HTTP to an HTTPS request: use --plain-http ${registry.host}`);
+
+    const closed = `127.0.0.1:${await freePort()}`;
+    await writeFile(config, Array.from({ length: 6 }, (_, i) => `p${i}=oci://${closed}/plugins/p${i}:1.0.0`).join("\n"));
+    const started = Date.now();
+    const refused = await cli(["sync", "--config", config, "--to", path.join(dir, "b"), "--plain-http", closed, "--concurrency", "1"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain(`FAILED p0 1.0.0: http://${closed}/v2/plugins/p0/manifests/1.0.0: connection refused by ${closed} (nothing listens there)\n`);
+    expect(refused.stdout).toContain(`FAILED p5 1.0.0: http://${closed}/v2/plugins/p5/manifests/1.0.0: connection refused by ${closed} (nothing listens there) (not tried again: an earlier request to ${closed} failed the same way)`);
+    expect(Date.now() - started).toBeLessThan(20_000); // one request's retries, not six
+
+    await writeFile(config, "x=oci://no-such-registry.invalid/plugins/x:1.0.0\n");
+    const unknown = await cli(["sync", "--config", config, "--to", path.join(dir, "c")]);
+    expect(unknown.stdout).toMatch(/the DNS name no-such-registry\.invalid was not found \((ENOTFOUND|EAI_AGAIN)\)/);
   });
 
   test("an offline bundle round-trips: export from the registry, import into an empty store", async () => {

@@ -164,3 +164,47 @@ test("a published version never changes silently: other bytes under it are a con
   expect(sha256(await readFile(path.join(store, "plugins/p/1.0.0/plugin.wasm")))).toBe(sha256(second));
   expect((await cli(["verify", "--to", store])).stdout).toBe("1 versions checked, 0 problems\n");
 });
+
+test("mistyped stores: a near-URL is refused, read-only commands create nothing, verify of an empty store fails", async () => {
+  const cwd = await mkdtemp(path.join(tmpdir(), "ops-typos-"));
+  const tree = await mkdtemp(path.join(tmpdir(), "ops-typos-tree-"));
+  await mkdir(path.join(tree, "p", "1.0.0"), { recursive: true });
+  await writeFile(path.join(tree, "p", "1.0.0", "plugin.wasm"), wasmModule(900, 41));
+  const inCwd = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(ROOT, "dist/uploader.js"), ...args], { cwd, env: { PATH: process.env.PATH ?? "" } });
+      let stderr = "";
+      child.stderr.on("data", (d) => (stderr += d));
+      child.on("exit", (code) => resolve({ code: code ?? -1, stderr }));
+    });
+  for (const to of ["s3:/plugins", "s3:plugins", "S3://plugins"]) {
+    const result = await inCwd(["import-dir", tree, "--to", to]);
+    expect(result.code, to).toBe(2);
+    expect(result.stderr, to).toMatch(/plugin-uploader: --to .*(looks like a URL but is not one of the forms|in lower case)/);
+  }
+  const missing = path.join(cwd, "no-such-store");
+  for (const command of [["verify"], ["list"], ["index"], ["check"]]) {
+    const result = await inCwd([...command, "--to", missing]);
+    expect([result.code, result.stderr], command[0]).toEqual([2, `plugin-uploader: --to ${missing}: directory ${missing} does not exist (this command does not create a store)\n`]);
+  }
+  expect(await readdir(cwd)).toEqual([]); // nothing named s3:, nothing mistyped
+  const empty = await cli(["verify", "--to", cwd]);
+  expect([empty.code, empty.stdout]).toEqual([1, "0 versions checked, 1 problems\nPROBLEM the store holds no plugin version: nothing to verify (is --to the right store?)\n"]);
+});
+
+test("typos on the command line: did you mean, a short hint, never the whole usage; help <command>; a mistyped config key", async () => {
+  const flag = await cli(["sync", "--forse"]);
+  expect([flag.code, flag.stderr]).toEqual([2, "plugin-uploader: unknown option --forse (did you mean --force?); plugin-uploader sync --help lists the options\n"]);
+  const command = await cli(["verfy", "--to", "x"]);
+  expect([command.code, command.stderr]).toEqual([2, 'plugin-uploader: unknown command "verfy" (did you mean verify?); plugin-uploader help lists the commands\n']);
+  const help = await cli(["help", "verify"]);
+  expect([help.code, help.stdout.split("\n")[0]]).toEqual([0, "Usage: plugin-uploader verify [--to <store>] [--json]"]);
+  expect((await cli(["help", "sink"])).stderr).toBe('plugin-uploader: unknown command "sink" (did you mean sync?); plugin-uploader help lists the commands\n');
+  const dir = await mkdtemp(path.join(tmpdir(), "ops-config-"));
+  await writeFile(path.join(dir, "plugins.yaml"), "plugins:\n  key-auth:\n    version:\n      2.0.0: oci://h.example/plugins/key-auth:2.0.0\n");
+  const config = await cli(["sync", "--config", path.join(dir, "plugins.yaml"), "--to", path.join(dir, "store")]);
+  expect([config.code, config.stderr]).toEqual([2, `plugin-uploader: ${path.join(dir, "plugins.yaml")}: plugins.key-auth: unknown key "version" (did you mean "versions"?)\n`]);
+  await writeFile(path.join(dir, "plugins.properties"), "key-auth oci://h.example/plugins/key-auth:2.0.0\n");
+  expect((await cli(["sync", "--config", path.join(dir, "plugins.properties"), "--to", path.join(dir, "store")])).stderr).toContain('plugins.properties:1: expected <name>=oci://<registry>/<repository>:<tag> (this line has no "=")');
+  expect(await readdir(dir)).toEqual(["plugins.properties", "plugins.yaml"]); // nothing written for a refused config
+});

@@ -23,8 +23,10 @@ import { runPipeline, type PipelineOptions, type ProgressEvent, type Report } fr
 import { writeIndex } from "./store-index.ts";
 import { checkCluster, formatReport } from "./cluster/command.ts";
 import { clusterPlan } from "./cluster/fill.ts";
+import { watchCluster } from "./cluster/watch.ts";
 import type { ClusterOptions } from "./cluster/kube.ts";
 import { withLease } from "./lease.ts";
+import { closest } from "./suggest.ts";
 import { lockedJobs, readLock, writeLock } from "./lock.ts";
 import { loadSnapshot, recordRelease, releasePlan } from "./release.ts";
 import { listStore, verifyStore } from "./verify.ts";
@@ -96,6 +98,10 @@ Options:
   --fix                                    print the kubectl command that switches each oci:// resource to our URL
   --strict                                 warnings (oci://, other hosts) fail the check too
   --all                                    list the references that are fine as well
+  --watch                                  keep checking: on every WasmPlugin change (a watch from the list's
+                                           resourceVersion, listed again after 410 Gone) and every --interval seconds
+                                           (default 300; the store changes too), until SIGTERM
+  --interval <seconds>                     with --watch: how often to check again without a change
   --exit-zero                              exit 0 whenever the check ran, problems or not (a scheduled --record, whose
                                            report the server's metrics alert on)
   --json                                   print the report as JSON on stdout
@@ -136,6 +142,8 @@ const OPTIONS = {
   strict: { type: "boolean" },
   all: { type: "boolean" },
   "exit-zero": { type: "boolean" },
+  watch: { type: "boolean" },
+  interval: { type: "string" },
   force: { type: "boolean" },
   replace: { type: "boolean" },
   prune: { type: "boolean" },
@@ -174,7 +182,7 @@ const COMMANDS: Record<string, { readonly usage: string; readonly options: reado
   index: { usage: "index [--to <store>]", options: [...STORE_OPTIONS, "wait-for-lease"] },
   check: {
     usage: "check --from-cluster [--server-url <url>]... [--to <store>]",
-    options: [...STORE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record", "fix", "strict", "all", "exit-zero", "json"],
+    options: [...STORE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record", "fix", "strict", "all", "exit-zero", "watch", "interval", "json"],
   },
 };
 
@@ -197,10 +205,25 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (error) {
-    return usage((error as Error).message);
+    const unknown = /^Unknown option '(--?[^']+)'/.exec((error as Error).message)?.[1];
+    if (!unknown) return usage((error as Error).message, false);
+    const near = closest(unknown.replace(/^-+/, ""), Object.keys(OPTIONS));
+    const command = argv.find((a) => COMMANDS[a]);
+    return usage(`unknown option ${unknown}${near ? ` (did you mean --${near}?)` : ""}; plugin-uploader ${command ?? "<command>"} --help lists the options`, false);
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
+  // `help <command>` as well as `<command> --help`.
+  if (command === "help") {
+    const near = rest[0] && !COMMANDS[rest[0]] ? (closest(rest[0], Object.keys(COMMANDS)) ?? "") : undefined;
+    if (near !== undefined) return usage(`unknown command "${rest[0]}"${near ? ` (did you mean ${near}?)` : ""}; plugin-uploader help lists the commands`, false);
+    process.stdout.write(rest[0] ? commandHelp(rest[0]) : `${USAGE}\n`);
+    return 0;
+  }
+  if (command && !COMMANDS[command]) {
+    const near = closest(command, Object.keys(COMMANDS));
+    return usage(`unknown command "${command}"${near ? ` (did you mean ${near}?)` : ""}; plugin-uploader help lists the commands`, false);
+  }
   if (values.version) {
     process.stdout.write(`plugin-uploader ${VERSION}\n`);
     return 0;
@@ -304,14 +327,15 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "verify": {
         expectPositionals(rest, 0, "verify");
-        const { versions, problems } = await verifyStore(await target(values, env));
+        const { versions, problems } = await verifyStore(await target(values, env, READ_ONLY));
+        if (versions === 0) problems.push("the store holds no plugin version: nothing to verify (is --to the right store?)");
         if (values.json) process.stdout.write(`${JSON.stringify({ versions, problems }, null, 2)}\n`);
         else process.stdout.write(`${versions} versions checked, ${problems.length} problems\n${problems.map((p) => `PROBLEM ${p}\n`).join("")}`);
         return problems.length > 0 ? 1 : 0;
       }
       case "list": {
         expectPositionals(rest, 0, "list");
-        const { entries, problems } = await listStore(await target(values, env));
+        const { entries, problems } = await listStore(await target(values, env, READ_ONLY));
         if (values.json) {
           process.stdout.write(`${JSON.stringify({ versions: entries.map((e) => ({ name: e.name, version: e.version, ...(e.aliasOf ? { aliasOf: e.aliasOf } : {}), size: e.metadata?.size, sha256: e.metadata?.sha256, source: e.metadata?.source })), problems }, null, 2)}\n`);
         } else {
@@ -325,15 +349,17 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "index": {
         expectPositionals(rest, 0, "index");
-        const store = await target(values, env);
+        const store = await target(values, env, READ_ONLY);
         const index = await leased(store, "index", () => writeIndex(store));
         process.stdout.write(`index.json written: ${Object.keys(index.plugins).length} plugins\n`);
         return 0;
       }
       case "check": {
         expectPositionals(rest, 0, "check --from-cluster");
+        if (values.watch) return await watchCheck(values, env);
+        if (values.interval !== undefined) throw new UsageError("--interval goes with --watch");
         const report = await checkCluster({
-          store: await target(values, env),
+          store: await target(values, env, READ_ONLY),
           fromCluster: values["from-cluster"] ?? false,
           ...clusterOptions(values),
           serverUrls: values["server-url"] ?? [],
@@ -411,6 +437,32 @@ async function syncFromCluster(
   return { ...report, unresolved, failed: report.failed + unresolved.length };
 }
 
+/** `check --from-cluster --watch`: one line per check on stdout (the whole report with --json), until SIGTERM or SIGINT. */
+async function watchCheck(values: Values, env: NodeJS.ProcessEnv): Promise<number> {
+  if (!values["from-cluster"]) throw new UsageError("--watch needs --from-cluster");
+  const seconds = values.interval === undefined ? 300 : Number(values.interval);
+  if (!Number.isInteger(seconds) || seconds < 10 || seconds > 86_400) throw new UsageError("--interval takes a whole number of seconds from 10 to 86400");
+  const stop = new AbortController();
+  const quit = () => stop.abort();
+  process.once("SIGTERM", quit);
+  process.once("SIGINT", quit);
+  await watchCluster({
+    store: await target(values, env, READ_ONLY),
+    ...clusterOptions(values),
+    serverUrls: values["server-url"] ?? [],
+    ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
+    record: values.record ?? false,
+    intervalMs: seconds * 1000,
+    signal: stop.signal,
+    onReport: (r) => {
+      const s = r.summary;
+      process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${r.checkedAt} ${s.references} references: ${s.ok} ok, ${s.errors} errors, ${s.warnings} warnings${values.record ? " (recorded)" : ""}\n`);
+    },
+    onError: (error) => process.stderr.write(`plugin-uploader: ${error.message} (checking again)\n`),
+  });
+  return 0;
+}
+
 /** Release snapshots with a --config beside them: its versions, aliases, mirrors and credentials join the snapshots' plugins. */
 function withConfig(releases: SyncPlan, config: SyncPlan | undefined): SyncPlan {
   if (!config) return releases;
@@ -465,12 +517,15 @@ const S3_FLAGS = {
  * 5xx, a reset or a timeout is retried with backoff (a whole-object PUT is idempotent); one that
  * still fails fails its version, which the pipeline then rolls back.
  */
-async function target(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
-  const store = await openTarget(values, env);
+/** For commands that only read the store (verify, list, check) or rebuild what is in it (index): a mistyped --to is an error, never a new empty store. */
+const READ_ONLY = { create: false } as const;
+
+async function target(values: Values, env: NodeJS.ProcessEnv, options: { create: boolean } = { create: true }): Promise<WritableStore> {
+  const store = await openTarget(values, env, options);
   return new PolicyStore(store, { timeoutMs: 10 * 60_000, stallMs: 120_000, retries: 4, backoffMs: 250, failureThreshold: 50, ...verbose(values) });
 }
 
-async function openTarget(values: Values, env: NodeJS.ProcessEnv): Promise<WritableStore> {
+async function openTarget(values: Values, env: NodeJS.ProcessEnv, options: { create: boolean } = { create: true }): Promise<WritableStore> {
   const overrides = Object.fromEntries(
     Object.entries(S3_FLAGS).flatMap(([flag, variable]) => {
       const value = values[flag as keyof typeof S3_FLAGS];
@@ -488,7 +543,13 @@ async function openTarget(values: Values, env: NodeJS.ProcessEnv): Promise<Writa
   }
   const s3 = read.s3();
   read.check();
-  const store = await openStore(location, s3, { create: true });
+  let store;
+  try {
+    store = await openStore(location, s3, options);
+  } catch (error) {
+    if (error instanceof LocationError) throw new UsageError(`--to ${text}: ${error.message}${options.create ? "" : " (this command does not create a store)"}`);
+    throw error;
+  }
   if (values["create-bucket"] && store instanceof S3Store) await store.ensureBucket();
   return store;
 }

@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
+import * as v from "valibot";
 import { parse as parseYaml } from "yaml";
 import { checkName, checkVersion } from "../src/core/names.ts";
 import { UsageError } from "./errors.ts";
+import { closest } from "./suggest.ts";
 import type { Credentials } from "./oci/auth.ts";
 import { parseReference, type ImageReference } from "./oci/reference.ts";
 import defaultConfig from "./plugins.default.json" with { type: "json" };
@@ -57,7 +59,10 @@ export function parseProperties(text: string, file = "plugins.properties"): Sync
     if (line === "" || line.startsWith("#") || line.startsWith("!")) return;
     const where = `${file}:${index + 1}`;
     const eq = line.search(/[=:]/); // names hold neither, so the first one separates
-    if (eq < 0) throw new UsageError(`${where}: expected <name>=oci://<registry>/<repository>:<tag>`);
+    // `key-auth oci://...` has no "=": its first ":" is the scheme's, and what precedes it is no name.
+    if (eq < 0 || (!line.includes("=") && /\s/.test(line.slice(0, eq).trim()))) {
+      throw new UsageError(`${where}: expected <name>=oci://<registry>/<repository>:<tag> (this line has no "=")`);
+    }
     const name = line.slice(0, eq).trim();
     const problem = checkName(name);
     if (problem) throw new UsageError(`${where}: ${problem}`);
@@ -89,6 +94,7 @@ export function parseJsonConfig(text: string, file: string, env: NodeJS.ProcessE
   } catch (error) {
     throw new UsageError(`${file} is not valid JSON: ${(error as Error).message}`);
   }
+  checkShape(root, file);
   const object = (value: unknown, where: string): Json => {
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(`${file}: ${where} must be an object`);
     return value as Json;
@@ -126,7 +132,9 @@ export function parseJsonConfig(text: string, file: string, env: NodeJS.ProcessE
       if (to in pluginAliases) throw new UsageError(`${file}: ${where}.aliases.${from}: ${to} is itself an alias`);
     }
     if (Object.keys(pluginAliases).length > 0) aliases.set(name, pluginAliases);
+    if (Object.keys(versions).length === 0) throw new UsageError(`${file}: ${where} lists no versions ("versions": {"<version>": "oci://..."})`);
   }
+  if (sources.length === 0) throw new UsageError(`${file} lists no plugin versions ("plugins": {"<name>": {"versions": {...}}})`);
   return { sources, aliases, mirrors, credentials };
 }
 
@@ -163,4 +171,42 @@ function credentialsFrom(value: unknown, where: string, env: NodeJS.ProcessEnv):
     throw new UsageError(`${where}: needs ${key} or ${key}Env`);
   };
   return { username: pick("username"), password: pick("password") };
+}
+
+const CREDENTIALS = v.strictObject({
+  username: v.optional(v.string()),
+  password: v.optional(v.string()),
+  usernameEnv: v.optional(v.string()),
+  passwordEnv: v.optional(v.string()),
+});
+const STRINGS = v.record(v.string(), v.string());
+/** The config's structure, strict at every level: a mistyped key is an error, not a setting quietly left out. */
+const CONFIG = v.strictObject({
+  $comment: v.optional(v.string()),
+  mirrors: v.optional(STRINGS),
+  credentials: v.optional(v.record(v.string(), CREDENTIALS)),
+  plugins: v.optional(v.record(v.string(), v.strictObject({ versions: v.optional(STRINGS), aliases: v.optional(STRINGS), credentials: v.optional(CREDENTIALS) }))),
+});
+const KEYS = {
+  top: Object.keys(CONFIG.entries),
+  plugin: ["versions", "aliases", "credentials"],
+  credentials: Object.keys(CREDENTIALS.entries),
+};
+
+function checkShape(root: unknown, file: string): void {
+  const result = v.safeParse(CONFIG, root);
+  if (result.success) return;
+  const issue: v.BaseIssue<unknown> = result.issues[0];
+  const path = (issue.path ?? []).map((p) => String(p.key));
+  const where = path.join(".");
+  if (issue.type === "strict_object" && path.length > 0) {
+    const key = path.at(-1)!;
+    const allowed = path.length === 1 ? KEYS.top : path.length === 3 && path[0] === "plugins" ? KEYS.plugin : KEYS.credentials;
+    const known = allowed.filter((k) => !k.startsWith("$"));
+    const near = closest(key, known);
+    const hint = near ? ` (did you mean "${near}"?)` : ` (known: ${known.join(", ")})`;
+    throw new UsageError(`${file}: ${path.length > 1 ? `${path.slice(0, -1).join(".")}: ` : ""}unknown key "${key}"${hint}`);
+  }
+  const expected = issue.expected ? `must be ${issue.expected === "Object" ? "an object" : issue.expected}` : issue.message;
+  throw new UsageError(`${file}: ${where || "the top level"} ${expected}${issue.received ? `, not ${issue.received}` : ""}`);
 }

@@ -38,6 +38,13 @@ export function parseStoreLocation(value: string): StoreLocation {
   }
   if (text.startsWith("file:")) return { kind: "file", root: text.slice("file:".length) || "." };
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(text);
-  if (scheme) throw new LocationError(`scheme "${scheme[1]}:" is not supported; use file:<dir> or s3://<bucket>[/<prefix>]`);
+  if (scheme) throw new LocationError(`scheme "${scheme[1]}:" is not supported; use file:<dir> or s3://<bucket>[/<prefix>]${/^s3$/i.test(scheme[1]!) ? " (in lower case)" : ""}`);
+  // Something that looks like a URL but is none of the forms (`s3:/bucket`, `s3:bucket`, `S3://`,
+  // `r2:bucket`) would otherwise become a local directory named `s3:` that a publish fills silently.
+  const near = /^([A-Za-z][A-Za-z0-9+.-]*):(\/?)(?!\/)/.exec(text);
+  if (near && !/^[A-Za-z]:[\\/]/.test(text)) {
+    const hint = /^s3$/i.test(near[1]!) ? ` (did you mean s3://${text.slice(near[0].length).replace(/^\/+/, "")}?)` : "";
+    throw new LocationError(`"${text}" looks like a URL but is not one of the forms file:<dir>, s3://<bucket>[/<prefix>] or a directory path${hint}; write ./${text} for a directory of that name`);
+  }
   return { kind: "file", root: text };
 }

@@ -90,6 +90,7 @@ export async function startKubeApi(): Promise<KubeApi> {
       if (!objects) return send(res, 404, status(404, "NotFound", "the server could not find the requested resource"));
       if (url.searchParams.get("watch") === "true") {
         res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
+        res.flushHeaders(); // as the API server does: the watch is established before any event
         const since = Number(url.searchParams.get("resourceVersion") ?? 0);
         if (since < api.resourceVersion - 100) {
           res.end(`${JSON.stringify({ type: "ERROR", object: status(410, "Expired", `too old resource version: ${since} (${api.resourceVersion})`) })}\n`);
@@ -122,8 +123,8 @@ export async function startKubeApi(): Promise<KubeApi> {
 
   const { server, host } = await listenLoopback(handle);
   const url = `http://${host}`;
-  return {
-    ...api,
+  // The same object the handler reads, so a test that sets resourceVersion moves the server's own.
+  return Object.assign(api, {
     url,
     async kubeconfig(as = token) {
       const dir = await mkdtemp(path.join(tmpdir(), "kubeconfig-"));
@@ -148,7 +149,7 @@ export async function startKubeApi(): Promise<KubeApi> {
       server.closeAllConnections?.();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
-  };
+  });
 }
 
 export function controllerDeployment(env: Record<string, string>): KubeObject {

@@ -4,7 +4,7 @@ import { parseMetadataJson, referenceTimestamp, renderMetadataText } from "../..
 import { parsePluginPath } from "../../src/core/paths.ts";
 import { loadConfig } from "../../src/node/config.ts";
 import { parseStoreLocation } from "../../src/storage/location.ts";
-import { parseYamlConfig } from "../../uploader/config.ts";
+import { parseJsonConfig, parseYamlConfig } from "../../uploader/config.ts";
 import { publicOrigin } from "../../src/http/listing.ts";
 
 describe("plugin paths", () => {
@@ -76,7 +76,16 @@ describe("store locations and configuration", () => {
     ["/srv/plugins", { kind: "file", root: "/srv/plugins" }],
     ["s3://plugins", { kind: "s3", bucket: "plugins", prefix: "" }],
     ["s3://plugins/mirror/cn/", { kind: "s3", bucket: "plugins", prefix: "mirror/cn/" }],
+    ["./s3:bucket", { kind: "file", root: "./s3:bucket" }],
   ])("%s", (text, expected) => expect(parseStoreLocation(text)).toEqual(expected));
+
+  test.each([
+    ["s3:/bucket", '"s3:/bucket" looks like a URL but is not one of the forms file:<dir>, s3://<bucket>[/<prefix>] or a directory path (did you mean s3://bucket?); write ./s3:/bucket for a directory of that name'],
+    ["s3:bucket/mirror", '"s3:bucket/mirror" looks like a URL but is not one of the forms file:<dir>, s3://<bucket>[/<prefix>] or a directory path (did you mean s3://bucket/mirror?)'],
+    ["S3://bucket", 'scheme "S3:" is not supported; use file:<dir> or s3://<bucket>[/<prefix>] (in lower case)'],
+    ["r2:bucket", '"r2:bucket" looks like a URL but is not one of the forms'],
+    ["https://bucket.s3.amazonaws.com", 'scheme "https:" is not supported'],
+  ])("near-URL %s is refused, never taken for a directory", (text, message) => expect(() => parseStoreLocation(text)).toThrow(message));
 
   test("defaults", () => {
     const config = loadConfig({});
@@ -128,5 +137,23 @@ plugins:
     expect(plan.aliases.get("key-auth")).toEqual({ "1.0": "2.0" });
     expect(plan.mirrors.get("higress-registry.cn-hangzhou.cr.aliyuncs.com")).toBe("harbor.example.com/higress");
     expect(() => parseYamlConfig("plugins: [unclosed", "bad.yaml")).toThrow("bad.yaml is not valid YAML");
+  });
+});
+
+describe("config files are strict (a mistyped key is an error with the path, not a setting left out)", () => {
+  const REF = "oci://h.example/plugins/key-auth:2.0.0";
+  const json = (value: unknown) => () => parseJsonConfig(JSON.stringify(value), "c.json");
+  test.each([
+    [{ plugins: { "key-auth": { version: { "2.0.0": REF } } } }, 'c.json: plugins.key-auth: unknown key "version" (did you mean "versions"?)'],
+    [{ mirror: { h: "m" }, plugins: { "key-auth": { versions: { "2.0.0": REF } } } }, 'c.json: unknown key "mirror" (did you mean "mirrors"?)'],
+    [{ credentials: { h: { usernameENV: "U", passwordEnv: "P" } }, plugins: {} }, 'c.json: credentials.h: unknown key "usernameENV" (did you mean "usernameEnv"?)'],
+    [{ plugins: { "key-auth": { versions: { "2.0.0": 5 } } } }, "c.json: plugins.key-auth.versions.2.0.0 must be string"],
+    [{ plugins: { "key-auth": { aliases: { "1.0.0": "2.0.0" } } } }, "c.json: plugins.key-auth lists no versions"],
+    [{ plugins: {} }, "c.json lists no plugin versions"],
+    [{ unrelated: true }, 'c.json: unknown key "unrelated" (known: mirrors, credentials, plugins)'],
+  ])("%j", (config, message) => expect(json(config)).toThrow(message));
+
+  test("YAML alike", () => {
+    expect(() => parseYamlConfig(`plugins:\n  key-auth:\n    version:\n      2.0.0: ${REF}\n`, "c.yaml")).toThrow('c.yaml: plugins.key-auth: unknown key "version" (did you mean "versions"?)');
   });
 });

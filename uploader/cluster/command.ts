@@ -31,6 +31,11 @@ export function consoleReferences(pattern: string): Reference[] {
 
 /** One list call per WasmPlugin group and one store read (index.json): fast on a big cluster. */
 export async function checkCluster(options: CheckOptions): Promise<CheckReport> {
+  return (await runCheck(options)).report;
+}
+
+/** The check, and the list's resourceVersion a watch continues from. */
+export async function runCheck(options: CheckOptions): Promise<{ report: CheckReport; resourceVersion: string | undefined }> {
   const servers = (options.serverUrls?.length ? options.serverUrls : [DEFAULT_SERVER_URL]).map(parseServerUrl);
   const fromCluster = options.fromCluster ?? true;
   const [cluster, catalog, releases] = await Promise.all([fromCluster ? readCluster(options) : undefined, loadCatalog(options.store), recordedReleases(options.store)]);
@@ -40,7 +45,7 @@ export async function checkCluster(options: CheckOptions): Promise<CheckReport> 
   else if (!options.consolePattern) notes.push("the Console's pattern was not given (--console-pattern): versions the Console offers but nobody enabled yet are not checked, and count as unreferenced");
   const report = checkReferences(references, catalog, servers, { ...(cluster ? { cluster: cluster.server } : {}), notes, releases });
   if (options.record) await recordReport(options.store, report);
-  return report;
+  return { report, resourceVersion: cluster?.resourceVersion };
 }
 
 export async function recordReport(store: WritableStore, report: CheckReport): Promise<void> {

@@ -44,6 +44,8 @@ const MAX_REDIRECTS = 5;
  */
 export class RegistryClient {
   readonly #tokens = new Map<string, Token>();
+  /** Hosts whose requests failed on the network after every retry, with why. */
+  readonly #unreachable = new Map<string, string>();
   readonly #options: Required<Omit<RegistryClientOptions, "credentials" | "log" | "credentialHint">> & Pick<RegistryClientOptions, "credentials" | "credentialHint">;
   readonly #log: (line: string) => void;
 
@@ -151,6 +153,10 @@ export class RegistryClient {
   async #request(ref: ImageReference, path: string, headers: Record<string, string>): Promise<Response> {
     const scheme = this.#options.plainHttp.has(ref.host) ? "http" : "https";
     const url = `${scheme}://${ref.host}/v2/${ref.repository}/${path}`;
+    // A registry that could not be reached at all (every retry of a request failed on the network)
+    // is not tried again by every other plugin of the run: they fail at once, with the same reason.
+    const unreachable = this.#unreachable.get(ref.host);
+    if (unreachable) throw new RegistryError(`${url}: ${unreachable} (not tried again: an earlier request to ${ref.host} failed the same way)`);
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.#options.attempts; attempt++) {
       try {
@@ -171,7 +177,9 @@ export class RegistryClient {
       if (attempt < this.#options.attempts) await sleep(this.#options.backoffMs * 2 ** (attempt - 1));
     }
     if (lastError instanceof RegistryError) throw lastError;
-    throw new RegistryError(`${url}: ${(lastError as Error)?.message ?? lastError}`, undefined, { cause: lastError });
+    const failure = new RegistryError(`${url}: ${describeNetworkError(lastError, ref.host, this.#options.timeoutMs)}`, undefined, { cause: lastError });
+    this.#unreachable.set(ref.host, failure.message.slice(url.length + 2));
+    throw failure;
   }
 
   /** One request with whatever auth the registry asks for, following redirects by hand. */
@@ -255,6 +263,8 @@ export class RegistryClient {
     const res = await fetch(realm, {
       headers: creds ? { Authorization: basicAuth(creds) } : {},
       signal: AbortSignal.timeout(this.#options.timeoutMs),
+    }).catch((error: unknown) => {
+      throw new RegistryError(`token service ${realm.origin}: ${describeNetworkError(error, realm.host, this.#options.timeoutMs)}`, undefined, { cause: error });
     });
     this.#log(`registry GET ${realm.origin}${realm.pathname} (token for ${scope}) ${res.status} ${Date.now() - started} ms`);
     if (!res.ok) {
@@ -274,6 +284,25 @@ export class RegistryClient {
     this.#tokens.set(key, { value, expires: Date.now() + lifetime });
     return value;
   }
+}
+
+/** What went wrong under fetch's "fetch failed", in words an operator can act on. */
+export function describeNetworkError(error: unknown, host: string, timeoutMs: number): string {
+  const e = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return `no answer within ${timeoutMs / 1000} s (--registry-timeout)`;
+  const code = e?.cause?.code ?? "";
+  const detail = e?.cause?.message ?? e?.message ?? String(error);
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the DNS name ${host.replace(/:\d+$/, "")} was not found (${code})`;
+  if (code === "ECONNREFUSED") return `connection refused by ${host} (nothing listens there)`;
+  if (code === "ECONNRESET" || code === "UND_ERR_SOCKET") return `the connection to ${host} was reset`;
+  if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT") return `connecting to ${host} timed out`;
+  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || code === "ERR_SSL_PACKET_LENGTH_TOO_LONG" || /wrong version number|packet length too long/i.test(detail)) {
+    return `the server answered HTTP to an HTTPS request: use --plain-http ${host}`;
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) {
+    return `TLS: ${code} (${detail}); a private CA is trusted with NODE_EXTRA_CA_CERTS=<ca.pem>`;
+  }
+  return code ? `${detail} (${code})` : detail;
 }
 
 async function readBounded(res: Response, max: number, what: string): Promise<Uint8Array> {
