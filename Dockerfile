@@ -32,16 +32,9 @@ LABEL org.opencontainers.image.title="higress-plugin-server" \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl tini \
  && rm -rf /var/lib/apt/lists/*
-# NODE_OPTIONS: V8 sizes its young generation from the machine's memory (64 MiB and more on a big
-# node, whatever the pod's limit); 16 MiB semi-spaces keep the heap at its working size.
-# MALLOC_MMAP_THRESHOLD_: glibc raises its mmap threshold to the largest block freed (a cached plugin,
-# up to 32 MiB), after which the 64 KiB socket chunks of S3 downloads come from heaps that fragment
-# and are not given back; a fixed threshold maps and unmaps them (S3 store, a warm burst after a cold
-# one: peak RSS 243 -> 211 MiB, mean of 4 runs; no change on a directory or for the uploader).
+# The server sets its memory behaviour itself (src/node/memory.ts): nothing to repeat here.
 # NODE_USE_ENV_PROXY: fetch and http honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY (the uploader behind an egress proxy).
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=16 \
-    MALLOC_MMAP_THRESHOLD_=65536 \
     NODE_USE_ENV_PROXY=1 \
     PORT=8080 \
     HOST=0.0.0.0

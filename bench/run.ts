@@ -31,7 +31,7 @@ import { benchUploader, radosgwClock, type S3Target, uploaderRows } from "./uplo
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
-import { COMPATIBILITY_DATE, START_ENV, START_FLAGS } from "../test/support/targets.ts";
+import { COMPATIBILITY_DATE } from "../test/support/targets.ts";
 const DURATION = process.env.BENCH_SECONDS ?? "8";
 const CONNECTIONS = process.env.BENCH_CONNECTIONS ?? "32";
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
@@ -250,7 +250,8 @@ http {
     const flags = process.env.BENCH_SERVER_FLAGS?.split(" ").filter(Boolean) ?? []; // e.g. --cpu-prof, for profiles
     const logs = process.env.BENCH_SERVER_LOGS; // a directory for our servers' access logs, one file per server
     const log = logs ? path.join(logs, `${name.replace(/\W+/g, "-")}-${port}.log`) : undefined;
-    const child = pinned(process.execPath, [...START_FLAGS, ...flags, path.join(ROOT, "dist/node.js")], { ...START_ENV, HOST: "127.0.0.1", PORT: String(port), ...env }, log);
+    // Started as the image starts it: the server applies its own memory settings.
+    const child = pinned(process.execPath, [...flags, path.join(ROOT, "dist/node.js")], { HOST: "127.0.0.1", PORT: String(port), ...env }, log);
     const url = `http://127.0.0.1:${port}`;
     await waitFor(`${url}/healthz`);
     return { name, url, child, pids: () => [child.pid!] };

@@ -399,15 +399,20 @@ describe.skipIf(!helm)("Helm chart", () => {
     }
   });
 
-  test("NOTES print the Console URL pattern", async () => {
+  test("NOTES print the exact Higress values: Higress's own plugin server off, the Console's podEnvs (or kubectl set env)", async () => {
     const { stdout } = await run(helm!, ["install", "plugins", CHART, "--namespace", "higress-system", "--dry-run=client"]);
-    expect(stdout).toContain(
-      "HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN=http://higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm",
-    );
+    // The values as they go into the Higress chart (the Console chart reads podEnvs as a map, and sets the pattern itself only with its own server).
+    const block = /higress-values\.yaml\):\n\n([\s\S]*?)\n\nor on a running Console:\n  (.*)\n/.exec(stdout);
+    expect(parseAllDocuments(block![1]!)[0]!.toJS()).toEqual({
+      global: { enablePluginServer: false },
+      "higress-console": { podEnvs: { HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN: "http://higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm" } },
+    });
+    expect(block![2]).toBe("kubectl -n higress-system set env deployment/higress-console HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN='http://higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm'");
+    expect(stdout).not.toContain("nothing to change");
     const other = await run(helm!, ["install", "p", CHART, "--namespace", "gw", "--dry-run=client", "--set", "service.port=8080"]);
-    expect(other.stdout).toContain("=http://higress-plugin-server.gw.svc:8080/plugins/${name}/${version}/plugin.wasm");
+    expect(other.stdout).toContain('HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN: "http://higress-plugin-server.gw.svc:8080/plugins/${name}/${version}/plugin.wasm"');
     const basic = await run(helm!, ["install", "p", CHART, "--namespace", "higress-system", "--dry-run=client", "--set", "auth.basic.existingSecret=gw"]);
-    expect(basic.stdout).toContain("=http://gateway:PASSWORD@higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm");
+    expect(basic.stdout).toContain('HIGRESS_ADMIN_WASM_PLUGIN_CUSTOM_IMAGE_URL_PATTERN: "http://gateway:PASSWORD@higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm"');
   });
 
   test("the README parameter tables and values.schema.json match values.yaml", async () => {

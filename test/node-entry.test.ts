@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -124,6 +124,35 @@ describe("the plugin file fast path", () => {
     }
     expect((await send(port, wasm, "GET", { range: "bytes=0-9" })).status).toBe(206);
     expect((await send(port, "/plugins/hello-world/1.0.0/%zz", "GET", {})).status).toBe(400);
+  });
+});
+
+describe("memory settings", () => {
+  const processFacts = async (pid: number) => ({
+    environ: (await readFile(`/proc/${pid}/environ`, "utf8")).split("\0"),
+    cmdline: (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0"),
+  });
+
+  test("started as a bare `node dist/node.js`, the server applies its own (same PID) and says so at start", async () => {
+    const server = await start(fileTarget(data.objects));
+    // Node 20 cannot re-execute itself (no process.execve): there the start line says what to set instead.
+    if (typeof (process as { execve?: unknown }).execve !== "function") {
+      expect(server.output()).toContain(`memory: not tuned (Node ${process.versions.node} cannot re-execute itself; start with MALLOC_MMAP_THRESHOLD_=65536 node --max-semi-space-size=16`);
+      return;
+    }
+    const facts = await processFacts(server.process.pid!);
+    expect(facts.environ).toContain("MALLOC_MMAP_THRESHOLD_=65536");
+    expect(facts.cmdline).toContain("--max-semi-space-size=16");
+    expect(server.output()).toMatch(/listening on .*; memory: --max-semi-space-size=16, MALLOC_MMAP_THRESHOLD_=65536\)/);
+    expect((await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } })).body.length).toBe(BIG.length);
+  });
+
+  test("an operator's own values are kept", async () => {
+    const server = await start(fileTarget(data.objects, { MALLOC_MMAP_THRESHOLD_: "131072", NODE_OPTIONS: "--max-semi-space-size=8" }));
+    const facts = await processFacts(server.process.pid!);
+    expect(facts.environ).toContain("MALLOC_MMAP_THRESHOLD_=131072");
+    expect(facts.cmdline).not.toContain("--max-semi-space-size=16");
+    expect(server.output()).toContain("memory: --max-semi-space-size=8, MALLOC_MMAP_THRESHOLD_=131072)");
   });
 });
 

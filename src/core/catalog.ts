@@ -1,3 +1,5 @@
+import compare from "semver/functions/compare.js";
+import valid from "semver/functions/valid.js";
 import { readAliases, type Aliases } from "./aliases.ts";
 import { PLUGINS, pluginPrefix, versionPrefix } from "./layout.ts";
 import { isName, isVersion } from "./names.ts";
@@ -35,7 +37,12 @@ export function describeVersions(v: PluginVersions): string {
   return all.sort(compareVersions).join(", ") || "none";
 }
 
-/** Orders 1.9.0 before 1.10.0; falls back to text order for anything that is not numeric. */
+/**
+ * Semantic Versioning precedence where both are semver (1.9.0 before 1.10.0, 2.0.0-rc.1 before
+ * 2.0.0); otherwise numeric-aware text order (2.0 before 10.0).
+ */
 export function compareVersions(a: string, b: string): number {
+  const [x, y] = [valid(a), valid(b)];
+  if (x && y) return compare(x, y) || a.localeCompare(b);
   return a.localeCompare(b, "en", { numeric: true });
 }

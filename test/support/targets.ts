@@ -19,10 +19,6 @@ export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const NODE_ENTRY = path.join(ROOT, "dist/node.js");
 /** The worker runs under the compatibility date it is deployed with. */
 export const COMPATIBILITY_DATE = /^compatibility_date = "([\d-]+)"$/m.exec(readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))![1]!;
-/** How `npm start` runs the server (the image sets the same through NODE_OPTIONS). */
-export const START_FLAGS = ["--max-semi-space-size=16"];
-/** The allocator setting `npm start` and the image give the server (see the Dockerfile). */
-export const START_ENV = { MALLOC_MMAP_THRESHOLD_: "65536" };
 
 export interface NodeServer extends Target {
   readonly process: ChildProcess;
@@ -36,9 +32,10 @@ export interface NodeServer extends Target {
  * and waits for it to listen. `cwd` runs the entry of another tree (the image test's).
  */
 export async function startNode(name: string, env: Record<string, string>, cwd?: string, node = process.execPath): Promise<NodeServer> {
-  const child = spawn(node, cwd ? ["dist/node.js"] : [...START_FLAGS, NODE_ENTRY], {
+  // As the image and `npm start` run it, and as anyone's own launcher would: `node dist/node.js`, nothing else.
+  const child = spawn(node, cwd ? ["dist/node.js"] : [NODE_ENTRY], {
     ...(cwd ? { cwd } : {}),
-    env: { PATH: process.env.PATH ?? "", ...START_ENV, HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

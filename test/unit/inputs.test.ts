@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { parseAliases } from "../../src/core/aliases.ts";
+import { compareVersions } from "../../src/core/catalog.ts";
 import { parseMetadataJson, referenceTimestamp, renderMetadataText } from "../../src/core/metadata.ts";
 import { parsePluginPath } from "../../src/core/paths.ts";
 import { loadConfig } from "../../src/node/config.ts";
@@ -155,5 +156,14 @@ describe("config files are strict (a mistyped key is an error with the path, not
 
   test("YAML alike", () => {
     expect(() => parseYamlConfig(`plugins:\n  key-auth:\n    version:\n      2.0.0: ${REF}\n`, "c.yaml")).toThrow('c.yaml: plugins.key-auth: unknown key "version" (did you mean "versions"?)');
+  });
+});
+
+describe("version order", () => {
+  test("Semantic Versioning precedence: 1.9.0 before 1.10.0, a pre-release below its release; other versions numeric-aware", () => {
+    expect(["2.0.1", "2.0.0", "2.0.0-rc.1", "1.10.0", "1.9.0", "2.0.0-rc.10", "2.0.0-rc.2", "2.0.0-alpha"].sort(compareVersions)).toEqual([
+      "1.9.0", "1.10.0", "2.0.0-alpha", "2.0.0-rc.1", "2.0.0-rc.2", "2.0.0-rc.10", "2.0.0", "2.0.1",
+    ]);
+    expect(["10.0", "2.0", "2.0.0"].sort(compareVersions)).toEqual(["2.0", "2.0.0", "10.0"]);
   });
 });
