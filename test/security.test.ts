@@ -10,7 +10,8 @@ import { catalogPage } from "../src/http/catalog-page.ts";
 import { serveObject, objectRequest } from "../src/http/serve-object.ts";
 import { FileStore } from "../src/storage/fs.ts";
 import type { Store } from "../src/storage/store.ts";
-import { writeTar } from "../uploader/archive/tar.ts";
+import { readBundle } from "../uploader/bundle.ts";
+import { writeTar } from "./support/tar.ts";
 import { cli } from "./support/cli.ts";
 import { sha256 } from "./support/fixtures.ts";
 import { request } from "./support/http.ts";
@@ -199,6 +200,31 @@ describe("bundles", () => {
     expect(bounded.code).toBe(1);
     expect(bounded.stderr).toMatch(/unpacks to more than 209715200 bytes at plugins\/p\/2\.0\.0\/plugin\.wasm \(--max-unpacked-mb 200\)/);
     expect((await cli(["import", file, "--max-unpacked-mb", "0"])).stderr).toMatch(/--max-unpacked-mb takes a whole number/);
+  }, 60_000);
+
+  test("export streams the bundle: 200 MiB of modules never sit in memory twice (tar, then gzip)", async () => {
+    const tree = await tempDir("export-tree-");
+    const module = Buffer.alloc(50 << 20);
+    module.set([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+    for (let i = 0; i < 4; i++) {
+      await mkdir(path.join(tree, `p${i}`, "1.0.0"), { recursive: true });
+      module[8] = i; // four different modules
+      await writeFile(path.join(tree, `p${i}`, "1.0.0", "plugin.wasm"), module);
+    }
+    const out = path.join(await tempDir("export-out-"), "bundle.tar.gz");
+    // One version loaded at a time: what is held is that module, and the stream's buffers (the old export held all four, then the tar).
+    const result = await cli(["export", "--dir", tree, "--out", out, "--concurrency", "1"], measured);
+    expect(result.code, result.stderr).toBe(0);
+    console.log(`[security] export of 4 x 50 MiB: ${maxRss(result.stderr)} MiB peak`);
+    expect(maxRss(result.stderr)).toBeLessThan(200);
+    const { jobs, close } = await readBundle(out);
+    try {
+      expect(jobs.map((j) => j.name)).toEqual(["p0", "p1", "p2", "p3"]);
+      module[8] = 2;
+      expect(sha256((await jobs[2]!.load()).wasm)).toBe(sha256(module));
+    } finally {
+      await close();
+    }
   }, 60_000);
 
   test("review N3: at most 12 extras per version, from a bundle or a directory", async () => {

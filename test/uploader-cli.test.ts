@@ -5,7 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { writeTar } from "../uploader/archive/tar.ts";
+import { writeTar } from "./support/tar.ts";
 import { CONSOLE_VERSIONS } from "./support/compat.ts";
 import { sha256, tarGzEntries } from "./support/fixtures.ts";
 import { cli } from "./support/cli.ts";

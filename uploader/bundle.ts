@@ -1,14 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, gzipSync } from "node:zlib";
+import { createGunzip, createGzip } from "node:zlib";
 import tarStream from "tar-stream";
 import { parseAliases } from "../src/core/aliases.ts";
 import { checkName, checkVersion } from "../src/core/names.ts";
-import { writeTar } from "./archive/tar.ts";
 import { sha256Hex } from "./digest.ts";
 import { ArtifactError } from "./errors.ts";
 import { checkExtras, EXTRAS_DESCRIPTION, isExtra, MAX_EXTRA_BYTES, MAX_EXTRAS } from "./extras.ts";
@@ -42,7 +41,12 @@ interface Inventory {
   readonly aliases: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
-/** Loads every job (a failure is reported, not bundled) and writes the bundle atomically. */
+/**
+ * Loads every job (a failure is reported, not bundled) and writes the bundle atomically, in
+ * bounded memory: each loaded version's files go to a spool directory as they are hashed (the
+ * inventory, the archive's first entry, needs every sha256), then the tar is streamed from the
+ * spool through gzip into the file, one entry at a time.
+ */
 export async function exportBundle(
   jobs: readonly Job[],
   aliases: ReadonlyMap<string, Readonly<Record<string, string>>>,
@@ -50,48 +54,60 @@ export async function exportBundle(
   options: { concurrency?: number; onProgress?: (e: ProgressEvent) => void } = {},
 ): Promise<{ versions: VersionResult[]; failed: number }> {
   const progress = options.onProgress ?? (() => {});
-  const loaded: PluginVersion[] = [];
-  const versions = await mapPool(jobs, options.concurrency ?? 4, async (job): Promise<VersionResult> => {
-    progress({ name: job.name, version: job.version, phase: "start", detail: job.source });
-    try {
-      const plugin = await job.load();
-      loaded.push(plugin);
-      const sha256 = sha256Hex(plugin.wasm);
-      progress({ name: job.name, version: job.version, phase: "published", detail: sha256 });
-      return { name: job.name, version: job.version, source: job.source, status: "published", sha256, size: plugin.wasm.length };
-    } catch (error) {
-      progress({ name: job.name, version: job.version, phase: "failed", detail: (error as Error).message });
-      return { name: job.name, version: job.version, source: job.source, status: "failed", error: (error as Error).message };
-    }
-  });
-  loaded.sort((a, b) => `${a.name}/${a.version}`.localeCompare(`${b.name}/${b.version}`));
-  const files: [string, Uint8Array][] = [];
-  const inventory: Inventory = {
-    format: FORMAT,
-    formatVersion: 1,
-    created: new Date().toISOString(),
-    plugins: loaded.map((p) => {
-      const entries = new Map<string, Uint8Array>([["plugin.wasm", p.wasm], ...p.extras]);
-      for (const [file, data] of entries) files.push([`plugins/${p.name}/${p.version}/${file}`, data]);
-      return {
+  const spool = await mkdtemp(path.join(tmpdir(), "plugin-export-"));
+  const temporary = `${out}.${randomBytes(4).toString("hex")}.partial`;
+  try {
+    let spooled = 0;
+    const loaded: { plugin: Omit<PluginVersion, "wasm" | "extras">; files: { name: string; path: string; size: number; sha256: string }[] }[] = [];
+    const versions = await mapPool(jobs, options.concurrency ?? 4, async (job): Promise<VersionResult> => {
+      progress({ name: job.name, version: job.version, phase: "start", detail: job.source });
+      try {
+        const { wasm, extras, ...plugin } = await job.load();
+        const files = [];
+        for (const [name, data] of new Map<string, Uint8Array>([["plugin.wasm", wasm], ...extras])) {
+          const file = path.join(spool, String(++spooled));
+          await writeFile(file, data, { mode: 0o600 });
+          files.push({ name, path: file, size: data.length, sha256: sha256Hex(data) });
+        }
+        loaded.push({ plugin, files });
+        const sha256 = files[0]!.sha256;
+        progress({ name: job.name, version: job.version, phase: "published", detail: sha256 });
+        return { name: job.name, version: job.version, source: job.source, status: "published", sha256, size: wasm.length };
+      } catch (error) {
+        progress({ name: job.name, version: job.version, phase: "failed", detail: (error as Error).message });
+        return { name: job.name, version: job.version, source: job.source, status: "failed", error: (error as Error).message };
+      }
+    });
+    loaded.sort((a, b) => `${a.plugin.name}/${a.plugin.version}`.localeCompare(`${b.plugin.name}/${b.plugin.version}`));
+    const inventory: Inventory = {
+      format: FORMAT,
+      formatVersion: 1,
+      created: new Date().toISOString(),
+      plugins: loaded.map(({ plugin: p, files }) => ({
         name: p.name,
         version: p.version,
         source: p.source,
         ...(p.manifestDigest ? { manifestDigest: p.manifestDigest } : {}),
-        files: Object.fromEntries([...entries].map(([f, d]) => [f, sha256Hex(d)])),
-      };
-    }),
-    aliases: Object.fromEntries(aliases),
-  };
-  const archive = gzipSync(writeTar([[INVENTORY, new TextEncoder().encode(`${JSON.stringify(inventory, null, 2)}\n`)], ...files]));
-  const temporary = `${out}.${randomBytes(4).toString("hex")}.partial`;
-  try {
-    await writeFile(temporary, archive);
+        files: Object.fromEntries(files.map((f) => [f.name, f.sha256])),
+      })),
+      aliases: Object.fromEntries(aliases),
+    };
+    const pack = tarStream.pack();
+    const written = pipeline(pack, createGzip({ level: 6 }), createWriteStream(temporary, { mode: 0o644 }));
+    const header = (name: string, size: number) => ({ name, size, mode: 0o644, mtime: new Date(0), type: "file" as const });
+    const index = new TextEncoder().encode(`${JSON.stringify(inventory, null, 2)}\n`);
+    await new Promise<void>((resolve, reject) => pack.entry(header(INVENTORY, index.length), Buffer.from(index), (error) => (error ? reject(error) : resolve())));
+    for (const { plugin: p, files } of loaded) {
+      for (const f of files) await pipeline(createReadStream(f.path), pack.entry(header(`plugins/${p.name}/${p.version}/${f.name}`, f.size)));
+    }
+    pack.finalize();
+    await written;
     await rename(temporary, out); // a reader never finds a half-written bundle under the final name
+    return { versions, failed: versions.filter((v) => v.status === "failed").length };
   } finally {
     await rm(temporary, { force: true });
+    await rm(spool, { recursive: true, force: true });
   }
-  return { versions, failed: versions.filter((v) => v.status === "failed").length };
 }
 
 const MAX_INVENTORY_BYTES = 16 * 1024 * 1024;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { writeTar } from "../../uploader/archive/tar.ts";
+import { writeTar } from "./tar.ts";
 
 /**
  * Builds artifacts the way the tools that make real plugins lay them out (oras, wasm-to-oci,

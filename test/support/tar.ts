@@ -1,8 +1,6 @@
-import { ArtifactError } from "../errors.ts";
-
 /**
- * A small ustar writer for offline bundles, whose entries are already in memory. Reading goes
- * through tar-stream (layers and bundles are streamed).
+ * A small synchronous ustar writer for the tests' own archives (layers, hand-made and hostile
+ * bundles, whose entries are in memory). The uploader itself writes bundles with tar-stream.
  */
 const BLOCK = 512;
 
@@ -18,7 +16,7 @@ export function writeTar(files: Iterable<readonly [string, Uint8Array]>, mtime =
     if (encoded.length > 100) {
       const cut = name.lastIndexOf("/", 155);
       if (cut <= 0 || encoder.encode(name.slice(cut + 1)).length > 100) {
-        throw new ArtifactError(`name too long for a tar archive: ${name}`);
+        throw new Error(`name too long for a tar archive: ${name}`);
       }
       prefixPart = encoder.encode(name.slice(0, cut));
       namePart = encoder.encode(name.slice(cut + 1));
