@@ -13,12 +13,12 @@ import { PLUGINS } from "./core/layout.ts";
 import type { HasherFactory } from "./core/metadata.ts";
 import { requestId } from "./core/request-id.ts";
 import { isDownload, routeKind } from "./core/routes.ts";
+import { loadClusterView } from "./http/listing.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
 import { accessLog, track, traces, type Exchange, type RequestTrace } from "./node/exchange.ts";
 import { threadedCompare } from "./node/bcrypt-thread.ts";
 import { ownMemorySettings } from "./node/memory.ts";
 import { serverMetrics } from "./node/metrics.ts";
-import { loadClusterView } from "./http/listing.ts";
 import { nodeSender } from "./node/send.ts";
 import { CachedStore, type CacheOutcome } from "./storage/cached.ts";
 import { DiskCache } from "./storage/disk-cache.ts";
@@ -101,7 +101,7 @@ function keepRequestsYoung(): void {
 }
 
 async function main(): Promise<void> {
-  const memory = ownMemorySettings(); // first: it may replace the process
+  const tuning = ownMemorySettings(); // first: it may replace the process
   keepRequestsYoung();
   const bcrypt = threadedCompare();
   let config;
@@ -133,9 +133,9 @@ async function main(): Promise<void> {
     await policy.list(PLUGINS, { timeoutMs: 1_500, retries: 0 });
     readyUntil = Date.now() + 1_000; // a flood of probes costs the store one listing a second at most
   };
-  let memoryCache: CachedStore | undefined;
+  let memory: CachedStore | undefined;
   const metrics = config.metrics.enabled
-    ? serverMetrics({ version: VERSION, ready, cacheBytes: () => memoryCache?.size ?? 0, cacheObjects: () => memoryCache?.entries.objects ?? 0, clusterCheck: () => loadClusterView(store) })
+    ? serverMetrics({ version: VERSION, ready, cacheBytes: () => memory?.size ?? 0, cacheObjects: () => memory?.entries.objects ?? 0, clusterCheck: () => loadClusterView(store) })
     : undefined;
 
   // Layers, innermost first: the backend, observed; deadlines, retries and the breaker; disk
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
   }
   if (config.cache.ttlSeconds > 0) {
     const onDrop = collectEarly();
-    store = memoryCache = new CachedStore(store, {
+    store = memory = new CachedStore(store, {
       ttlMs: config.cache.ttlSeconds * 1000,
       maxBytes: config.cache.maxBytes,
       onLookup: lookup,
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
   server.listen(config.port, config.host, () => {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : config.port;
-    console.log(`listening on http://${config.host}:${port} serving ${store.description} (higress-plugin-server ${VERSION}, Node ${process.versions.node}; ${memory.summary})`);
+    console.log(`listening on http://${config.host}:${port} serving ${store.description} (higress-plugin-server ${VERSION}, Node ${process.versions.node}; ${tuning.summary})`);
   });
   server.on("error", (error) => {
     console.error(`cannot listen on ${config.host}:${config.port}: ${error.message}`);

@@ -4,6 +4,8 @@ import { accessSettings, type AccessSettings, type Source } from "./access/setti
 import { cacheControlProblems, createApp, type AccessChecked } from "./app.ts";
 import { requestId } from "./core/request-id.ts";
 import { rawPath } from "./core/routes.ts";
+import { errorReply } from "./http/error-reply.ts";
+import { toResponse } from "./http/reply.ts";
 import { R2Store, type R2BucketLike } from "./storage/r2.ts";
 import { normalisePrefix } from "./storage/store.ts";
 import { respond, withEdgeCache, type EdgeCache, type WaitUntil } from "./worker/edge-cache.ts";
@@ -98,13 +100,15 @@ async function handle(request: Request, env: Env, ctx: WaitUntil): Promise<Respo
   const { app, access, client } = built;
   const r = clientEncoding(request);
   // The edge cache answers without the app: under access control, only once the request passed
-  // it (a refused one goes to the app, which renders the refusal).
+  // it. A refusal is rendered here, as the app renders errors: checking again in the app would
+  // spend a second credential check (and budget) on the same request.
   if (!unrestricted(access)) {
-    const allowed = await guard(access, { pathname: rawPath(r.url), authorization: r.headers.get("authorization") ?? undefined, client: client(r) }).then(
-      () => true,
-      () => false,
+    if (r.method !== "GET" && r.method !== "HEAD") return app.fetch(r); // 405 first, as the app orders it
+    const refusal = await guard(access, { pathname: rawPath(r.url), authorization: r.headers.get("authorization") ?? undefined, client: client(r) }).then(
+      () => undefined,
+      (error: unknown) => error,
     );
-    if (!allowed) return app.fetch(r);
+    if (refusal !== undefined) return toResponse(errorReply(refusal, r.headers.get("accept") ?? undefined, requestId(r.headers.get("cf-ray") ?? undefined)));
   }
   return withEdgeCache(r, edgeCache(), ctx, async (req) => {
     // Checked above when restricted: the app need not check again.
