@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -225,6 +225,35 @@ describe("the server shows the recorded check", () => {
       expect(metrics).not.toContain('plugin="key-auth",version="2.0.1"');
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe("prune --keep-referenced", () => {
+  test("removes only what no resource, no Console version and no recorded release reaches; a dry run unless --yes", async () => {
+    const dir = await seedStore();
+    const store = new FileStore(dir);
+    await store.put("releases/2.2.5.json", new TextEncoder().encode(JSON.stringify({ gatewayVersion: "2.2.5", recorded: "2026-12-01T00:00:00Z", plugins: [{ name: "key-auth", version: "2.0.1", digest: `sha256:${"a".repeat(64)}`, sha256: sha256(MODULES.b) }] })));
+    const api = await startKubeApi();
+    try {
+      api.groups.get("extensions.higress.io")!.push(wasmPlugin("higress-system", "key-auth-1.0.0", { url: url("key-auth", "1.0.0") }));
+      const pattern = `${SERVICE}/plugins/\${name}/\${version}/plugin.wasm`;
+      const config = await api.kubeconfig();
+      const run = (more: string[]) => cli(["prune", "--keep-referenced", "--from-cluster", "--kubeconfig", config, "--to", dir, "--controller", "none", ...more]);
+      expect((await run([])).stderr).toContain("needs --console-pattern: the versions the Console offers but nobody enabled yet must stay");
+      const dry = await run(["--console-pattern", pattern]);
+      expect(dry.code, dry.stderr).toBe(0);
+      // key-auth 1.0.0 (an alias) reaches 2.0.0; ai-proxy 2.0.1 and mcp-server 2.0.1 are Console versions; key-auth 2.0.1 is released.
+      expect(dry.stdout).toBe("would remove unused-plugin 1.0.0\nkept key-auth 2.0.1: part of the recorded Higress 2.2.5 release\n1 versions would remove (a dry run: --yes removes them); 1 unreferenced kept\n");
+      expect((await readdir(path.join(dir, "plugins"))).sort()).toEqual(["ai-proxy", "key-auth", "mcp-server", "unused-plugin"]);
+      const done = await run(["--console-pattern", pattern, "--yes"]);
+      expect(done.stdout).toContain("removed unused-plugin 1.0.0\n");
+      expect((await readdir(path.join(dir, "plugins"))).sort()).toEqual(["ai-proxy", "key-auth", "mcp-server"]);
+      const index = JSON.parse(await readFile(path.join(dir, "index.json"), "utf8"));
+      expect(Object.keys(index.plugins).sort()).toEqual(["ai-proxy", "key-auth", "mcp-server"]);
+      expect((await cli(["verify", "--to", dir])).code).toBe(0);
+    } finally {
+      await api.stop();
     }
   });
 });

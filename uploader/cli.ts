@@ -23,12 +23,13 @@ import { runPipeline, type PipelineOptions, type ProgressEvent, type Report } fr
 import { writeIndex } from "./store-index.ts";
 import { checkCluster, formatReport } from "./cluster/command.ts";
 import { clusterPlan } from "./cluster/fill.ts";
+import { prunePlan, removeVersions } from "./cluster/prune.ts";
 import { watchCluster } from "./cluster/watch.ts";
 import type { ClusterOptions } from "./cluster/kube.ts";
 import { withLease } from "./lease.ts";
 import { closest } from "./suggest.ts";
 import { lockedJobs, readLock, writeLock } from "./lock.ts";
-import { loadSnapshot, recordRelease, releasePlan } from "./release.ts";
+import { loadSnapshot, recordedReleases, recordRelease, releasePlan } from "./release.ts";
 import { listStore, verifyStore } from "./verify.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
 
@@ -48,6 +49,9 @@ const USAGE = `Usage:
   plugin-uploader verify [--to <store>]          check every version: module sha256, gzip variant, metadata, aliases, index
   plugin-uploader list [--to <store>] [--json]   plugins, versions, aliases, sizes, sources
   plugin-uploader index [--to <store>]           rebuild index.json after the store was edited by hand
+  plugin-uploader prune --keep-referenced --from-cluster --console-pattern <pattern> [--yes]
+                                                 remove the versions no resource, Console version or recorded release
+                                                 reaches (a dry run unless --yes)
   plugin-uploader check [--from-cluster] [--server-url <url>]... [--to <store>]
                                                  what the cluster's WasmPlugins (and the Console) will ask for, and what would
                                                  fail; and whether the store still covers the Higress releases it mirrored
@@ -102,6 +106,8 @@ Options:
                                            resourceVersion, listed again after 410 Gone) and every --interval seconds
                                            (default 300; the store changes too), until SIGTERM
   --interval <seconds>                     with --watch: how often to check again without a change
+  --keep-referenced                        prune: keep what a resource, the Console or a recorded release reaches
+  --yes                                    prune: remove for real (without it, only say what would go)
   --exit-zero                              exit 0 whenever the check ran, problems or not (a scheduled --record, whose
                                            report the server's metrics alert on)
   --json                                   print the report as JSON on stdout
@@ -142,6 +148,8 @@ const OPTIONS = {
   strict: { type: "boolean" },
   all: { type: "boolean" },
   "exit-zero": { type: "boolean" },
+  "keep-referenced": { type: "boolean" },
+  yes: { type: "boolean" },
   watch: { type: "boolean" },
   interval: { type: "string" },
   force: { type: "boolean" },
@@ -180,6 +188,10 @@ const COMMANDS: Record<string, { readonly usage: string; readonly options: reado
   verify: { usage: "verify [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   list: { usage: "list [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   index: { usage: "index [--to <store>]", options: [...STORE_OPTIONS, "wait-for-lease"] },
+  prune: {
+    usage: "prune --keep-referenced --from-cluster --console-pattern <pattern> [--server-url <url>]... [--to <store>] [--yes]",
+    options: [...STORE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "keep-referenced", "yes", "json", "wait-for-lease"],
+  },
   check: {
     usage: "check --from-cluster [--server-url <url>]... [--to <store>]",
     options: [...STORE_OPTIONS, ...CLUSTER_OPTIONS, "server-url", "console-pattern", "record", "fix", "strict", "all", "exit-zero", "watch", "interval", "json"],
@@ -352,6 +364,29 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         const store = await target(values, env, READ_ONLY);
         const index = await leased(store, "index", () => writeIndex(store));
         process.stdout.write(`index.json written: ${Object.keys(index.plugins).length} plugins\n`);
+        return 0;
+      }
+      case "prune": {
+        expectPositionals(rest, 0, "prune --keep-referenced");
+        if (!values["keep-referenced"]) throw new UsageError("prune takes --keep-referenced (it removes only what nothing can reach; see plugin-uploader prune --help)");
+        if (!values["from-cluster"]) throw new UsageError("prune --keep-referenced needs --from-cluster: what the resources reference is what it keeps");
+        if (!values["console-pattern"]) throw new UsageError("prune --keep-referenced needs --console-pattern: the versions the Console offers but nobody enabled yet must stay");
+        const store = await target(values, env, READ_ONLY);
+        const report = await checkCluster({ store, ...clusterOptions(values), serverUrls: values["server-url"] ?? [], consolePattern: values["console-pattern"] });
+        const plan = prunePlan(report, await recordedReleases(store));
+        if (values.yes && plan.remove.length > 0) {
+          await leased(store, "prune", async () => {
+            await removeVersions(store, plan.remove);
+            await writeIndex(store);
+          });
+        }
+        const verb = values.yes ? "removed" : "would remove";
+        if (values.json) process.stdout.write(`${JSON.stringify({ ...plan, removed: values.yes ?? false }, null, 2)}\n`);
+        else {
+          for (const r of plan.remove) process.stdout.write(`${verb} ${r.plugin} ${r.version}\n`);
+          for (const k of plan.kept) process.stdout.write(`kept ${k.plugin} ${k.version}: ${k.why}\n`);
+          process.stdout.write(`${plan.remove.length} versions ${verb}${values.yes ? "" : " (a dry run: --yes removes them)"}; ${plan.kept.length} unreferenced kept\n`);
+        }
         return 0;
       }
       case "check": {
