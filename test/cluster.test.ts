@@ -258,6 +258,34 @@ describe("prune --keep-referenced", () => {
   });
 });
 
+describe("export --layout file", () => {
+  test("the store as <dir>/<name>/<version>/plugin.wasm (aliases too, checked by sha256), and the patches to file:// URLs", async () => {
+    const dir = await seedStore();
+    const out = path.join(await mkdtemp(path.join(tmpdir(), "opt-")), "plugins");
+    const api = await startKubeApi();
+    try {
+      api.groups.get("extensions.higress.io")!.push(
+        wasmPlugin("higress-system", "key-auth-1.0.0", { url: url("key-auth", "1.0.0") }),
+        wasmPlugin("team", "elsewhere", { url: "https://other.example/x.wasm" }),
+      );
+      const result = await cli(["export", "--layout", "file", "--to", dir, "--out", out, "--print-patch", "--from-cluster", "--kubeconfig", await api.kubeconfig(), "--controller", "none"]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toBe(
+        `6 versions written to ${out} (mount it at /opt/plugins in the gateway)\n` +
+          `kubectl -n higress-system patch wasmplugins.extensions.higress.io key-auth-1.0.0 --type merge -p '{"spec":{"url":"file:///opt/plugins/key-auth/1.0.0/plugin.wasm"}}'\n`,
+      );
+      expect(sha256(await readFile(path.join(out, "key-auth/1.0.0/plugin.wasm")))).toBe(sha256(MODULES.a)); // the alias, as its own file
+      expect(sha256(await readFile(path.join(out, "key-auth/2.0.1/plugin.wasm")))).toBe(sha256(MODULES.b));
+      expect((await readdir(out)).sort()).toEqual(["ai-proxy", "key-auth", "mcp-server", "unused-plugin"]);
+      const again = await cli(["export", "--layout", "file", "--to", dir, "--out", out]);
+      expect([again.code, again.stderr]).toEqual([2, `plugin-uploader: --out ${out} is not empty: export --layout file writes a whole tree into an empty or new directory\n`]);
+      expect((await cli(["export", "--out", "x.tar.gz", "--to", dir])).stderr).toContain("--to goes with --layout file");
+    } finally {
+      await api.stop();
+    }
+  });
+});
+
 describe("check --watch", () => {
   test("checks again on a WasmPlugin change (a watch from the list's resourceVersion), lists again after 410 Gone, stops on SIGTERM", async () => {
     const api = await startKubeApi();

@@ -26,6 +26,7 @@ import { clusterPlan } from "./cluster/fill.ts";
 import { prunePlan, removeVersions } from "./cluster/prune.ts";
 import { watchCluster } from "./cluster/watch.ts";
 import type { ClusterOptions } from "./cluster/kube.ts";
+import { exportFileLayout } from "./file-layout.ts";
 import { withLease } from "./lease.ts";
 import { closest } from "./suggest.ts";
 import { lockedJobs, readLock, writeLock } from "./lock.ts";
@@ -106,6 +107,11 @@ Options:
                                            resourceVersion, listed again after 410 Gone) and every --interval seconds
                                            (default 300; the store changes too), until SIGTERM
   --interval <seconds>                     with --watch: how often to check again without a change
+  --layout bundle|file                     export: an offline bundle (default), or the store as <dir>/<name>/<version>/plugin.wasm
+                                           for the gateway's own /opt/plugins mount (Higress's global.volumeWasmPlugins)
+  --mount-path <path>                      export --layout file: where the gateway mounts the tree (default /opt/plugins)
+  --print-patch                            export --layout file: with --from-cluster, the kubectl commands that switch each
+                                           resource served by this store to its file:// URL
   --keep-referenced                        prune: keep what a resource, the Console or a recorded release reaches
   --yes                                    prune: remove for real (without it, only say what would go)
   --exit-zero                              exit 0 whenever the check ran, problems or not (a scheduled --record, whose
@@ -148,6 +154,9 @@ const OPTIONS = {
   strict: { type: "boolean" },
   all: { type: "boolean" },
   "exit-zero": { type: "boolean" },
+  layout: { type: "string" },
+  "print-patch": { type: "boolean" },
+  "mount-path": { type: "string" },
   "keep-referenced": { type: "boolean" },
   yes: { type: "boolean" },
   watch: { type: "boolean" },
@@ -183,7 +192,10 @@ const COMMANDS: Record<string, { readonly usage: string; readonly options: reado
   },
   "import-dir": { usage: "import-dir <dir|file.wasm> [--to <store>] [--plugin-name N --plugin-version V]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "plugin-name", "plugin-version"] },
   import: { usage: "import <bundle.tar.gz> [--to <store>]", options: [...STORE_OPTIONS, ...PIPELINE_OPTIONS, "max-unpacked-mb"] },
-  export: { usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz>", options: [...REGISTRY_OPTIONS, "dir", "out", "concurrency", "json", "verbose"] },
+  export: {
+    usage: "export [--config <file> | --dir <dir>] --out <bundle.tar.gz> | export --layout file [--to <store>] --out <dir> [--print-patch --from-cluster]",
+    options: [...REGISTRY_OPTIONS, ...STORE_OPTIONS, ...CLUSTER_OPTIONS, "dir", "out", "concurrency", "json", "layout", "print-patch", "mount-path", "server-url"],
+  },
   "create-bucket": { usage: "create-bucket [--to s3://<bucket>] [--wait <seconds>]", options: [...STORE_OPTIONS, "wait"] },
   verify: { usage: "verify [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
   list: { usage: "list [--to <store>] [--json]", options: [...STORE_OPTIONS, "json"] },
@@ -323,6 +335,9 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "export": {
         expectPositionals(rest, 0, "export");
+        if (values.layout !== undefined && values.layout !== "file" && values.layout !== "bundle") throw new UsageError(`--layout takes bundle or file, not "${values.layout}"`);
+        if (values.layout === "file") return await exportFiles(values, env);
+        for (const flag of ["print-patch", "mount-path", "to", "from-cluster"] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --layout file`);
         if (!values.out) throw new UsageError("export needs --out <bundle.tar.gz>");
         let jobs;
         let aliases = new Map<string, Record<string, string>>();
@@ -439,6 +454,29 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
 function usage(message: string, showUsage = true): number {
   process.stderr.write(`plugin-uploader: ${message}\n${showUsage ? `\n${USAGE}\n` : ""}`);
   return 2;
+}
+
+/**
+ * `export --layout file --to <store> --out DIR`: the gateway's own /opt/plugins tree; with
+ * --print-patch, the kubectl commands that switch the cluster's resources to file:// URLs.
+ */
+async function exportFiles(values: Values, env: NodeJS.ProcessEnv): Promise<number> {
+  if (!values.out) throw new UsageError("export --layout file needs --out <dir>");
+  const mount = (values["mount-path"] ?? "/opt/plugins").replace(/\/+$/, "");
+  if (!mount.startsWith("/")) throw new UsageError(`--mount-path ${mount} must be an absolute path (where the gateway mounts the tree)`);
+  if (values["print-patch"] && !values["from-cluster"]) throw new UsageError("--print-patch needs --from-cluster: the patches are for the cluster's resources");
+  const store = await target(values, env, READ_ONLY);
+  const written = await exportFileLayout(store, values.out, (line) => process.stderr.write(`${"written".padEnd(13)} ${line}\n`));
+  process.stdout.write(`${written.length} versions written to ${values.out} (mount it at ${mount} in the gateway)\n`);
+  if (values["print-patch"]) {
+    const report = await checkCluster({ store, ...clusterOptions(values), serverUrls: values["server-url"] ?? [] });
+    for (const f of report.findings) {
+      if (f.source.kind !== "wasmplugin" || f.status !== "ok" || !f.plugin || !f.version) continue;
+      const spec = JSON.stringify({ spec: { url: `file://${mount}/${f.plugin}/${f.version}/plugin.wasm` } });
+      process.stdout.write(`kubectl -n ${f.source.namespace} patch wasmplugins.${f.source.group} ${f.source.name} --type merge -p '${spec}'\n`);
+    }
+  }
+  return 0;
 }
 
 /**
