@@ -30,7 +30,7 @@ import { exportFileLayout } from "./file-layout.ts";
 import { withLease } from "./lease.ts";
 import { closest } from "./suggest.ts";
 import { lockedJobs, readLock, writeLock } from "./lock.ts";
-import { loadSnapshot, recordedReleases, recordRelease, releasePlan } from "./release.ts";
+import { loadSnapshot, recordedReleases, recordReleases, releasePlan } from "./release.ts";
 import { listStore, verifyStore } from "./verify.ts";
 import { registryJobs, type RegistryOptions } from "./sync.ts";
 
@@ -297,16 +297,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         const ran = await leased(store, "sync", () => runPipeline(store, jobs, plan.aliases, common));
         report = { ...ran, versions: [...ran.versions, ...drift.map((d) => ({ ...d, status: "failed" as const }))], failed: ran.failed + drift.length };
         if (!common.dryRun) {
-          for (const release of releases) {
-            const sha256s = new Map(report.versions.filter((r) => r.sha256 && (r.status === "published" || r.status === "unchanged" || r.status === "replaced")).map((r) => [`${r.name}/${r.version}`, r.sha256!]));
-            const lacking = release.plugins.filter((p) => !sha256s.has(`${p.name}/${p.version}`));
-            if (lacking.length > 0) {
-              process.stderr.write(`${"failed".padEnd(13)} release ${release.gatewayVersion}  not recorded: ${lacking.map((p) => `${p.name} ${p.version}`).join(", ")} not published\n`);
-              continue;
-            }
-            await recordRelease(store, release, sha256s);
-            process.stderr.write(`${"release".padEnd(13)} ${release.gatewayVersion}  recorded: ${release.plugins.length} plugins, by digest\n`);
-          }
+          await recordReleases(store, releases, report, (line) => process.stderr.write(`${line}\n`));
           if (values.lock && !values.locked) process.stderr.write(`${"lock".padEnd(13)} ${values.lock}  ${await writeLock(values.lock, report)} versions\n`);
         }
         break;

@@ -5,6 +5,7 @@ import { readText, type Store, type WritableStore } from "../src/storage/store.t
 import type { PluginSource, SyncPlan } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { DIGEST, parseReference } from "./oci/reference.ts";
+import type { Report } from "./pipeline.ts";
 import { putVerified } from "./publish.ts";
 
 /**
@@ -140,7 +141,22 @@ export interface RecordedRelease {
 export const RELEASES = "releases/";
 const releaseKey = (version: string) => `${RELEASES}${version}.json`;
 
-export async function recordRelease(store: WritableStore, release: Release, sha256s: ReadonlyMap<string, string>): Promise<void> {
+/** Records each release whose every plugin the run left published, and says of the others what is missing. */
+export async function recordReleases(store: WritableStore, releases: readonly Release[], report: Report, log: (line: string) => void): Promise<void> {
+  const held = report.versions.filter((r) => r.sha256 && (r.status === "published" || r.status === "unchanged" || r.status === "replaced"));
+  const sha256s = new Map(held.map((r) => [`${r.name}/${r.version}`, r.sha256!]));
+  for (const release of releases) {
+    const lacking = release.plugins.filter((p) => !sha256s.has(`${p.name}/${p.version}`));
+    if (lacking.length > 0) {
+      log(`${"failed".padEnd(13)} release ${release.gatewayVersion}  not recorded: ${lacking.map((p) => `${p.name} ${p.version}`).join(", ")} not published`);
+      continue;
+    }
+    await recordRelease(store, release, sha256s);
+    log(`${"release".padEnd(13)} ${release.gatewayVersion}  recorded: ${release.plugins.length} plugins, by digest`);
+  }
+}
+
+async function recordRelease(store: WritableStore, release: Release, sha256s: ReadonlyMap<string, string>): Promise<void> {
   const record: RecordedRelease = {
     gatewayVersion: release.gatewayVersion,
     ...(release.previousRelease ? { previousRelease: release.previousRelease } : {}),
