@@ -452,6 +452,14 @@ describe.skipIf(!s3)("create-bucket", () => {
     const wrongKey = await cli(["create-bucket", "--to", `s3://${bucket}`, ...flags, "--s3-secret-access-key", "wrong"]);
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toMatch(/SignatureDoesNotMatch|AccessDenied/);
+    // Before it exists: one clear line that says how to create it, at once (a missing bucket is not retried).
+    const dir0 = await tempDir("missing-bucket-");
+    await writeFile(path.join(dir0, "p.wasm"), wasmModule(600, 6));
+    const started = Date.now();
+    const missing = await cli(["import-dir", path.join(dir0, "p.wasm"), "--plugin-name", "p", "--plugin-version", "1.0.0", "--to", `s3://${bucket}`], s3Env(s3!));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`the bucket ${bucket} does not exist: create it (plugin-uploader create-bucket --to s3://${bucket}, or --create-bucket) or check the bucket name and S3_ENDPOINT`);
+    expect(Date.now() - started).toBeLessThan(10_000);
     for (let i = 0; i < 2; i++) {
       const created = await cli(["create-bucket", "--to", `s3://${bucket}`, ...flags]);
       expect(created.code, created.stderr).toBe(0);

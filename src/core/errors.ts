@@ -94,3 +94,17 @@ export class StoreUnavailableError extends HttpError {
     return "the plugin store is unavailable right now; try again shortly";
   }
 }
+
+/**
+ * The store's configuration is wrong (a bucket that does not exist): a 503 like any store failure,
+ * but not retried and not counted against the store's health, since asking again cannot help.
+ */
+export class StoreMisconfiguredError extends HttpError {
+  constructor(message: string) {
+    super(503, message, { "Retry-After": "30" });
+  }
+
+  override get publicMessage(): string {
+    return "the plugin store is unavailable right now; try again shortly";
+  }
+}

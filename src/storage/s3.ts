@@ -12,7 +12,7 @@ import {
   S3ServiceException,
   type GetObjectCommandOutput,
 } from "@aws-sdk/client-s3";
-import { StoreUnavailableError } from "../core/errors.ts";
+import { StoreMisconfiguredError, StoreUnavailableError } from "../core/errors.ts";
 import { formatRange, type ResolvedRange } from "../core/range.ts";
 import { Readable } from "node:stream";
 import { joinKey, Stored, type CallOptions, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type PutOptions, type StoredObject, type WritableStore } from "./store.ts";
@@ -89,7 +89,7 @@ export class S3Store implements WritableStore {
       );
     } catch (error) {
       const status = statusOf(error);
-      if (status === 404) return null;
+      if (status === 404 && (error as Error).name !== "NoSuchBucket") return null;
       // 304, 412 and 416 carry no body; fetch the facts the caller needs to answer them.
       if (status === 304 || status === 412 || status === 416) {
         const info = await this.head(key, options);
@@ -207,7 +207,12 @@ export class S3Store implements WritableStore {
     this.#client.destroy();
   }
 
-  #unavailable(action: string, key: string, error: unknown): StoreUnavailableError {
+  #unavailable(action: string, key: string, error: unknown): StoreUnavailableError | StoreMisconfiguredError {
+    if ((error as Error)?.name === "NoSuchBucket") {
+      return new StoreMisconfiguredError(
+        `S3 store ${this.description}: the bucket ${this.#bucket} does not exist: create it (plugin-uploader create-bucket --to s3://${this.#bucket}, or --create-bucket) or check the bucket name and S3_ENDPOINT`,
+      );
+    }
     const reason =
       error instanceof S3ServiceException
         ? `${error.name} (HTTP ${error.$metadata.httpStatusCode ?? "?"})`
