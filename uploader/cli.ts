@@ -21,7 +21,7 @@ import { localJobs } from "./local.ts";
 import { dockerConfigCredentials, type Credentials } from "./oci/auth.ts";
 import { runPipeline, type PipelineOptions, type ProgressEvent, type Report } from "./pipeline.ts";
 import { writeIndex } from "./store-index.ts";
-import { checkCluster, formatReport } from "./cluster/command.ts";
+import { checkCluster, formatReport, type CheckOptions } from "./cluster/command.ts";
 import { clusterPlan } from "./cluster/fill.ts";
 import { prunePlan, removeVersions } from "./cluster/prune.ts";
 import { watchCluster } from "./cluster/watch.ts";
@@ -378,7 +378,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         if (!values["from-cluster"]) throw new UsageError("prune --keep-referenced needs --from-cluster: what the resources reference is what it keeps");
         if (!values["console-pattern"]) throw new UsageError("prune --keep-referenced needs --console-pattern: the versions the Console offers but nobody enabled yet must stay");
         const store = await target(values, env, READ_ONLY);
-        const report = await checkCluster({ store, ...clusterOptions(values), serverUrls: values["server-url"] ?? [], consolePattern: values["console-pattern"] });
+        const report = await checkCluster({ store, ...checkInputs(values) });
         const plan = prunePlan(report, await recordedReleases(store));
         if (values.yes && plan.remove.length > 0) {
           await leased(store, "prune", async () => {
@@ -402,9 +402,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
         const report = await checkCluster({
           store: await target(values, env, READ_ONLY),
           fromCluster: values["from-cluster"] ?? false,
-          ...clusterOptions(values),
-          serverUrls: values["server-url"] ?? [],
-          ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
+          ...checkInputs(values),
           record: values.record ?? false,
         });
         process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, { all: values.all ?? false, fix: values.fix ?? false }));
@@ -460,7 +458,7 @@ async function exportFiles(values: Values, env: NodeJS.ProcessEnv): Promise<numb
   const written = await exportFileLayout(store, values.out, (line) => process.stderr.write(`${"written".padEnd(13)} ${line}\n`));
   process.stdout.write(`${written.length} versions written to ${values.out} (mount it at ${mount} in the gateway)\n`);
   if (values["print-patch"]) {
-    const report = await checkCluster({ store, ...clusterOptions(values), serverUrls: values["server-url"] ?? [] });
+    const report = await checkCluster({ store, ...checkInputs(values) });
     for (const f of report.findings) {
       if (f.source.kind !== "wasmplugin" || f.status !== "ok" || !f.plugin || !f.version) continue;
       const spec = JSON.stringify({ spec: { url: `file://${mount}/${f.plugin}/${f.version}/plugin.wasm` } });
@@ -483,12 +481,7 @@ async function syncFromCluster(
 ): Promise<Report> {
   if (values.prune) throw new UsageError("--prune with --from-cluster would remove every version the cluster does not use now; `check --from-cluster` lists the prune candidates");
   const store = await target(values, env);
-  const checkOptions = {
-    store,
-    ...clusterOptions(values),
-    serverUrls: values["server-url"] ?? [],
-    ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
-  };
+  const checkOptions = { store, ...checkInputs(values) };
   const plans = [
     ...(values.config ? [{ plan: await loadPlan(values.config, env), name: values.config }] : []),
     { plan: await loadPlan(undefined, env), name: DEFAULT_CONFIG_NAME },
@@ -512,9 +505,7 @@ async function watchCheck(values: Values, env: NodeJS.ProcessEnv): Promise<numbe
   process.once("SIGINT", quit);
   await watchCluster({
     store: await target(values, env, READ_ONLY),
-    ...clusterOptions(values),
-    serverUrls: values["server-url"] ?? [],
-    ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
+    ...checkInputs(values),
     record: values.record ?? false,
     intervalMs: seconds * 1000,
     signal: stop.signal,
@@ -536,6 +527,15 @@ function withConfig(releases: SyncPlan, config: SyncPlan | undefined): SyncPlan 
     aliases: config.aliases,
     mirrors: config.mirrors,
     credentials: config.credentials,
+  };
+}
+
+/** What every cluster command checks against: the cluster reader's options, --server-url and --console-pattern. */
+function checkInputs(values: Values): Omit<CheckOptions, "store"> {
+  return {
+    ...clusterOptions(values),
+    serverUrls: values["server-url"] ?? [],
+    ...(values["console-pattern"] ? { consolePattern: values["console-pattern"] } : {}),
   };
 }
 

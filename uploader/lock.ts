@@ -4,7 +4,7 @@ import * as v from "valibot";
 import { sha256Hex } from "./digest.ts";
 import { ArtifactError, UsageError } from "./errors.ts";
 import { DIGEST } from "./oci/reference.ts";
-import type { Job, Report } from "./pipeline.ts";
+import { stands, type Job, type Report } from "./pipeline.ts";
 
 /**
  * A lock of what a sync published, like the reference server's lockfile: per version its
@@ -86,8 +86,8 @@ function hold(job: Job, entry: Entry, file: string): Job {
 /** Writes the lock of every version the run left published (atomically: a reader never sees half of it). */
 export async function writeLock(file: string, report: Report): Promise<number> {
   const versions = report.versions
-    .filter((r) => (r.status === "published" || r.status === "unchanged" || r.status === "replaced") && r.sha256)
-    .map((r) => ({ name: r.name, version: r.version, source: r.source, ...(r.manifestDigest ? { manifestDigest: r.manifestDigest } : {}), sha256: r.sha256! }))
+    .filter(stands)
+    .map((r) => ({ name: r.name, version: r.version, source: r.source, ...(r.manifestDigest ? { manifestDigest: r.manifestDigest } : {}), sha256: r.sha256 }))
     .sort((a, b) => `${a.name}/${a.version}`.localeCompare(`${b.name}/${b.version}`));
   const lock: Lock = { lockVersion: 1, generated: new Date().toISOString(), versions };
   const temporary = `${file}.${randomBytes(4).toString("hex")}.partial`;

@@ -30,6 +30,10 @@ export interface Job {
 /** `conflict`: the source has other bytes than the published version (not written; `--replace` overwrites). */
 export type VersionStatus = "published" | "unchanged" | "replaced" | "would-publish" | "conflict" | "failed";
 
+/** The run left this version in the store with the result's sha256 (what a lock or a release record may name). */
+export const stands = (r: VersionResult): r is VersionResult & { sha256: string } =>
+  r.sha256 !== undefined && (r.status === "published" || r.status === "unchanged" || r.status === "replaced");
+
 export interface VersionResult {
   readonly name: string;
   readonly version: string;

@@ -5,7 +5,7 @@ import { readText, type Store, type WritableStore } from "../src/storage/store.t
 import type { PluginSource, SyncPlan } from "./config.ts";
 import { UsageError } from "./errors.ts";
 import { DIGEST, parseReference } from "./oci/reference.ts";
-import type { Report } from "./pipeline.ts";
+import { stands, type Report } from "./pipeline.ts";
 import { putVerified } from "./publish.ts";
 
 /**
@@ -143,8 +143,7 @@ const releaseKey = (version: string) => `${RELEASES}${version}.json`;
 
 /** Records each release whose every plugin the run left published, and says of the others what is missing. */
 export async function recordReleases(store: WritableStore, releases: readonly Release[], report: Report, log: (line: string) => void): Promise<void> {
-  const held = report.versions.filter((r) => r.sha256 && (r.status === "published" || r.status === "unchanged" || r.status === "replaced"));
-  const sha256s = new Map(held.map((r) => [`${r.name}/${r.version}`, r.sha256!]));
+  const sha256s = new Map(report.versions.filter(stands).map((r) => [`${r.name}/${r.version}`, r.sha256]));
   for (const release of releases) {
     const lacking = release.plugins.filter((p) => !sha256s.has(`${p.name}/${p.version}`));
     if (lacking.length > 0) {
