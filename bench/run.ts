@@ -260,6 +260,8 @@ http {
   const reference = await nginx("nginx (reference: sendfile, no gzip)", false);
   const gzipStatic = await nginx("nginx + gzip_static", true);
   const file = await ours("ours, file store", { STORE: `file:${fileStoreDir}` });
+  // The self-contained image's own settings (Dockerfile), in Higress's pod template: 256Mi at most.
+  const slot = await ours("ours, self-contained image (CACHE_MAX_MB=32)", { STORE: `file:${fileStoreDir}`, CACHE_MAX_MB: "32" });
   const proxy = await faultProxy(s3.endpoint); // counts the S3 requests our server makes
   cleanups.push(() => proxy.close());
   const s3Env = { STORE: `s3://${bucket}`, S3_ENDPOINT: proxy.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
@@ -287,7 +289,7 @@ http {
   // Warm bursts: every server, gateway header (gzip) and identity.
   const servers: Server[] = [reference, gzipStatic, file, s3Server];
   const bursts: Record<string, { gzip: Burst; identity: Burst }> = {};
-  for (const s of servers) {
+  for (const s of [...servers, slot]) {
     await burst(s, false); // warm-up
     bursts[s.name] = { gzip: await burst(s, false), identity: await burst(s, true) };
     log(`${s.name}: ${JSON.stringify(bursts[s.name])}`);
@@ -350,6 +352,10 @@ http {
     }
     row(`server CPU s per burst, gzip clients, ${s.name}`, "<= 1.0x nginx", `${f(b.gzip.cpu)} s vs ${f(bursts[ref]!.gzip.cpu)} s = ${f(ratio(b.gzip.cpu, bursts[ref]!.gzip.cpu))}x`, ratio(b.gzip.cpu, bursts[ref]!.gzip.cpu) <= 1.0);
     row(`server CPU s per burst, identity clients, ${s.name}`, "<= 2.5x nginx", `${f(b.identity.cpu)} s vs ${f(bursts[ref]!.identity.cpu)} s = ${f(ratio(b.identity.cpu, bursts[ref]!.identity.cpu))}x`, ratio(b.identity.cpu, bursts[ref]!.identity.cpu) <= 2.5);
+  }
+  const inSlot = bursts[slot.name]!;
+  for (const kind of ["gzip", "identity"] as const) {
+    row(`peak RSS, burst of ${CLIENTS} x ${plugins.length}, ${kind} clients, ${slot.name}`, "<= 256 MiB (Higress's pluginServer limit)", `${f(inSlot[kind].peakRss, 0)} MiB, anonymous ${f(inSlot[kind].peakAnon, 0)}, ${f(inSlot[kind].cpu)} s CPU`, inSlot[kind].peakRss <= 256);
   }
   row("S3 GETs per object, cold burst", "exactly 1", `max ${coldGets.max} over ${coldGets.objects} objects`, coldGets.max === 1);
   for (const s of [file, s3Server]) {

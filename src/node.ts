@@ -15,6 +15,7 @@ import { requestId } from "./core/request-id.ts";
 import { isDownload, routeKind } from "./core/routes.ts";
 import { loadClusterView } from "./http/listing.ts";
 import { ConfigError, loadConfig } from "./node/config.ts";
+import { errorLog } from "./node/error-log.ts";
 import { accessLog, track, traces, type Exchange, type RequestTrace } from "./node/exchange.ts";
 import { threadedCompare } from "./node/bcrypt-thread.ts";
 import { ownMemorySettings } from "./node/memory.ts";
@@ -170,6 +171,7 @@ async function main(): Promise<void> {
     });
   }
 
+  const logError = errorLog(config.logFormat, () => traces.getStore()?.id);
   const send = nodeSender({ streamBudget: config.streamBudget });
   const serveFile = createFileHandler({
     store,
@@ -177,6 +179,7 @@ async function main(): Promise<void> {
     aliasCacheControl: config.aliasCacheControl,
     hasher: nodeHasher,
     access: config.access,
+    logError,
   });
   const app = createApp({
     store,
@@ -185,9 +188,10 @@ async function main(): Promise<void> {
     access: config.access,
     clientAddress: () => traces.getStore()?.client,
     requestId: () => traces.getStore()?.id ?? requestId(undefined),
+    logError,
     ...(metrics && config.metrics.port === undefined ? { metrics: metrics.render } : {}),
   });
-  const probe = createHealthHandler(ready);
+  const probe = createHealthHandler(ready, logError);
   // The Hono adapter works with web Requests and Responses, and so loads undici: only for the
   // first request that needs it (the catalog, the API, a 404); gateways and probes never do.
   let adapter: Promise<(req: IncomingMessage, res: ServerResponse) => Promise<void>> | undefined;
@@ -195,7 +199,7 @@ async function main(): Promise<void> {
     (adapter ??= import("@hono/node-server").then(({ getRequestListener }) => getRequestListener(app.fetch))).then(
       (listener) => listener(req, res),
       (error: unknown) => {
-        console.error(error);
+        logError(error);
         res.destroy();
       },
     );
@@ -252,7 +256,7 @@ async function main(): Promise<void> {
             ),
           )
           .catch((error: unknown) => {
-            console.error(error); // a reply Node refused to write (never expected): drop the connection, not the process
+            logError(error); // a reply Node refused to write (never expected): drop the connection, not the process
             res.destroy();
           }),
       );
@@ -298,7 +302,7 @@ async function main(): Promise<void> {
 
   // Readiness is reported by /readyz; at start only warn, since the store (MinIO in the same
   // chart, for instance) may come up after us.
-  backend.list(PLUGINS).catch((error: Error) => console.error(`warning: store not reachable yet: ${error.message}`));
+  backend.list(PLUGINS).catch(logError);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,12 +1,14 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, test } from "vitest";
 import { buildExample, EXAMPLE_STORE, EXAMPLES } from "../scripts/examples.ts";
 import { expectServesExamples } from "./support/http.ts";
+import { freePort } from "./support/net.ts";
 import { ROOT, startNode } from "./support/targets.ts";
 
 const run = promisify(execFile);
@@ -45,6 +47,40 @@ describe("the quick start on the machine's own Node", () => {
       await server.stop();
     }
   });
+});
+
+describe("npm run dev", () => {
+  test("starts the worker on workerd with the example plugins in its local R2, as npm start serves them", async () => {
+    const port = await freePort();
+    const script = (JSON.parse(await readFile(path.join(ROOT, "package.json"), "utf8")) as { scripts: { dev: string } }).scripts.dev;
+    expect(script).toBe("node scripts/node24.mjs node scripts/dev.mjs");
+    // The script as npm runs it (this suite runs on Node 24 already), in a process group of its own to stop it whole.
+    const child = spawn(process.execPath, ["scripts/dev.mjs", "--port", String(port), "--ip", "127.0.0.1"], {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; ; i++) {
+        const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+        if (up) break;
+        if (i > 240 || child.exitCode !== null) throw new Error(`npm run dev did not start:\n${output}`);
+        await sleep(250);
+      }
+      expect(output).toContain("local R2 bucket higress-plugins: 5 example files (examples/store)");
+      await expectServesExamples(base);
+      const metadata = await fetch(`${base}/plugins/hello-world/1.0.0/metadata.txt`);
+      expect(await metadata.text()).toContain("Plugin Name: hello-world\n");
+    } finally {
+      process.kill(-child.pid!, "SIGTERM");
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once("exit", resolve)));
+    }
+  }, 120_000);
 });
 
 describe("the worker bundle", () => {

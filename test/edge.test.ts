@@ -34,12 +34,15 @@ describe("edge cache (workerd + R2)", () => {
     const second = await request(url, { headers: { "Accept-Encoding": "identity" } });
     expect(second.status).toBe(200);
     expect(second.headers["x-edge-cache"]).toBe("hit");
+    // Stored with its Cache-Tag: what `plugin-uploader --purge-cloudflare` purges it by (both encodings' entries).
+    expect(second.headers["cache-tag"]).toBe("plugin:big,plugin:big@2.0.0");
     expect(second.headers["content-length"]).toBe(String(BIG.byteLength));
     expect(Buffer.compare(second.body, Buffer.from(BIG))).toBe(0);
 
     // gzip clients have their own entry, with the stored gzip bytes untouched.
     const secondGzip = await request(url, { headers: { "Accept-Encoding": "gzip" } });
     expect(secondGzip.headers["x-edge-cache"]).toBe("hit");
+    expect(secondGzip.headers["cache-tag"]).toBe("plugin:big,plugin:big@2.0.0");
     expect(secondGzip.headers["content-encoding"]).toBe("gzip");
     expect(Buffer.compare(secondGzip.body, Buffer.from(BIG_GZIP))).toBe(0);
     expect(Buffer.compare(gunzipSync(secondGzip.body), Buffer.from(BIG))).toBe(0);

@@ -54,6 +54,10 @@ const VALUE_SETS: Record<string, string[]> = {
   ],
   "cluster check (a Higress cluster)": ["--api-versions", "extensions.higress.io/v1alpha1", "--set", "uploader.cluster.sync=true"],
   "cluster check, one namespace": ["--api-versions", "extensions.higress.io/v1alpha1", "--set", "uploader.cluster.namespace=team-a", "--set", "uploader.cluster.controller=null"],
+  "GitOps: every Secret given, a plain sync Job kept a day": [
+    "--set", "minio.existingSecret=minio-root", "--set", "minio.identities.existingSecrets.reader=store-reader", "--set", "minio.identities.existingSecrets.writer=store-writer",
+    "--set", "uploader.job.hook=false", "--set", "uploader.job.ttlSecondsAfterFinished=86400", "--set", "uploader.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/writer",
+  ],
   "existing auth Secrets, metrics off": [
     "--set", "auth.basic.existingSecret=gw-htpasswd", "--set", "auth.tokens.existingSecret=ci-tokens", "--set", "metrics.enabled=false",
   ],
@@ -123,7 +127,7 @@ describe.skipIf(!helm)("Helm chart", () => {
 
     const job = find(objects, "Job") as K8sObject & { spec: any };
     expect(job.metadata.annotations).toMatchObject({ "helm.sh/hook": "post-install,post-upgrade", "helm.sh/hook-delete-policy": "before-hook-creation" });
-    expect(job.spec.template.spec.containers[0].args).toEqual(["sync", "--concurrency", "4", "--wait-for-lease", "900"]);
+    expect(job.spec.template.spec.containers[0].args).toEqual(["sync", "--concurrency", "4", "--wait-for-store", "120", "--wait-for-lease", "135"]);
 
     const secret = find(objects, "Secret", "-minio") as K8sObject & { data: Record<string, string> };
     expect(secret.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
@@ -134,6 +138,59 @@ describe.skipIf(!helm)("Helm chart", () => {
     const test = find(objects, "Pod", "test-download") as K8sObject & { spec: any };
     expect(test.metadata.annotations?.["helm.sh/hook"]).toBe("test");
     expect(test.spec.containers[0].command.at(-1)).toBe("http://higress-plugin-server:80/plugins/key-auth/1.0.0/plugin.wasm");
+  });
+
+  test("the sync Job: its own ServiceAccount, waits for the store, fits in helm's timeout; hook and re-runs are values", async () => {
+    const objects = await render([]);
+    const job = find(objects, "Job", "-sync") as K8sObject & { spec: any };
+    const pod = job.spec.template.spec;
+    // Not the server's identity: the uploader writes, the server reads.
+    expect(pod.serviceAccountName).toBe("plugins-higress-plugin-server-uploader");
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const account = find(objects, "ServiceAccount", "-uploader") as K8sObject & { automountServiceAccountToken: boolean };
+    expect(account.automountServiceAccountToken).toBe(false);
+    expect((find(objects, "Deployment") as K8sObject & { spec: any }).spec.template.spec.serviceAccountName).toBe("plugins-higress-plugin-server");
+    // helm waits 300 s for a hook by default: the Job's own deadline comes first, and both waits fit in it.
+    const args: string[] = pod.containers[0].args;
+    const wait = (flag: string) => Number(args[args.indexOf(flag) + 1]);
+    expect(job.spec.activeDeadlineSeconds).toBeLessThan(300);
+    expect(wait("--wait-for-store") + wait("--wait-for-lease")).toBeLessThan(job.spec.activeDeadlineSeconds);
+    expect(wait("--wait-for-store")).toBeGreaterThan(0);
+    // The scheduled Jobs wait as well; their deadline is their own.
+    const scheduled = await render(["--set", "uploader.cronJob.enabled=true", "--set", "uploader.verifyCronJob.enabled=true"]);
+    for (const cron of scheduled.filter((o) => o.kind === "CronJob") as (K8sObject & { spec: any })[]) {
+      const spec = cron.spec.jobTemplate.spec;
+      expect(spec.template.spec.containers[0].args, cron.metadata.name).toContain("--wait-for-store");
+      expect(spec.template.spec.serviceAccountName).toBe("plugins-higress-plugin-server-uploader");
+      expect(spec.activeDeadlineSeconds).toBe(1800);
+    }
+
+    const installOnly = find(await render(["--set", "uploader.job.onUpgrade=false"]), "Job", "-sync")!;
+    expect(installOnly.metadata.annotations?.["helm.sh/hook"]).toBe("post-install");
+    // Not a hook: one plain Job per revision (a Job's template cannot change), which helm does not wait for.
+    const plain = find(await render(["--set", "uploader.job.hook=false", "--set", "uploader.job.ttlSecondsAfterFinished=600"]), "Job") as K8sObject & { spec: any };
+    expect(plain.metadata.name).toBe("plugins-higress-plugin-server-sync-1");
+    expect(plain.metadata.annotations?.["helm.sh/hook"]).toBeUndefined();
+    expect(plain.spec.ttlSecondsAfterFinished).toBe(600);
+    await expect(render(["--set", "uploader.job.hook=false", "--set", "uploader.job.onUpgrade=false"])).rejects.toThrow(/uploader.job.onUpgrade: false needs uploader.job.hook: true/);
+    // An identity of the operator's own.
+    const own = await render(["--set", "uploader.serviceAccount.create=false", "--set", "uploader.serviceAccount.name=plugin-writer"]);
+    expect((find(own, "Job") as K8sObject & { spec: any }).spec.template.spec.serviceAccountName).toBe("plugin-writer");
+    expect(find(own, "ServiceAccount", "-uploader")).toBeUndefined();
+  });
+
+  test("GitOps (helm template, Argo CD: no lookup): with the three Secrets given, the chart generates none, so nothing changes between renders", async () => {
+    const given = ["--set", "minio.existingSecret=minio-root", "--set", "minio.identities.existingSecrets.reader=store-reader", "--set", "minio.identities.existingSecrets.writer=store-writer"];
+    const [one, two] = [await render(given), await render(given)];
+    expect(one.filter((o) => o.kind === "Secret")).toEqual([]);
+    expect(JSON.stringify(one)).toBe(JSON.stringify(two));
+    const refs = (o: K8sObject) => [...JSON.stringify(o).matchAll(/"secretKeyRef":\{"name":"([^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(refs(find(one, "StatefulSet")!))).toEqual(new Set(["minio-root", "store-reader", "store-writer"]));
+    expect(new Set(refs(find(one, "Deployment")!))).toEqual(new Set(["store-reader"]));
+    expect(new Set(refs(find(one, "Job")!))).toEqual(new Set(["store-writer"]));
+    // Without them, every render without a cluster invents new keys: the README says to give them.
+    const [a, b] = [await render([]), await render([])];
+    expect(JSON.stringify(a.filter((o) => o.kind === "Secret"))).not.toBe(JSON.stringify(b.filter((o) => o.kind === "Secret")));
   });
 
   test("MinIO: a maintained image, and the root keys stay in MinIO's pod (server read-only, uploader read-write)", async () => {
@@ -238,7 +295,7 @@ describe.skipIf(!helm)("Helm chart", () => {
     const container = job.spec.template.spec.containers[0];
     expect(container.image).toBe(`ghcr.io/higress-plugin-server/higress-plugin-server@sha256:${"a".repeat(64)}`);
     expect(container.args).toEqual([
-      "sync", "--config", "/config/plugins.properties", "--concurrency", "4", "--wait-for-lease", "900",
+      "sync", "--config", "/config/plugins.properties", "--concurrency", "4", "--wait-for-store", "120", "--wait-for-lease", "135",
       "--mirror", "higress-registry.cn-hangzhou.cr.aliyuncs.com=harbor.local/higress",
     ]);
     expect(container.env.find((e: any) => e.name === "REGISTRY_PASSWORD").valueFrom.secretKeyRef.name).toBe("plugins-higress-plugin-server-registry");
@@ -253,7 +310,7 @@ describe.skipIf(!helm)("Helm chart", () => {
     expect(config.data["plugins.properties"]).toBe("key-auth=oci://higress-registry.cn-hangzhou.cr.aliyuncs.com/plugins/key-auth:2.0.0\n");
     expect((find(objects, "CronJob", "-sync") as any).spec.schedule).toBe("17 3 * * *");
     const verify = find(objects, "CronJob", "-verify") as any;
-    expect(verify.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(["verify"]);
+    expect(verify.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(["verify", "--wait-for-store", "120"]);
     expect(verify.spec.jobTemplate.spec.template.spec.containers[0].env.map((e: any) => e.name)).toContain("STORE");
   });
 
@@ -375,7 +432,7 @@ describe.skipIf(!helm)("Helm chart", () => {
     const pod = cron.spec.jobTemplate.spec.template.spec;
     expect([pod.serviceAccountName, pod.automountServiceAccountToken]).toEqual(["plugins-higress-plugin-server-cluster-reader", true]);
     expect(pod.containers[0].args).toEqual([
-      "check", "--exit-zero", "--from-cluster", "--record",
+      "check", "--exit-zero", "--wait-for-store", "120", "--from-cluster", "--record",
       "--server-url", "http://higress-plugin-server.higress-system.svc",
       "--console-pattern", "http://higress-plugin-server.higress-system.svc/plugins/${name}/${version}/plugin.wasm",
       "--controller", "higress-system/higress-controller",
@@ -384,7 +441,7 @@ describe.skipIf(!helm)("Helm chart", () => {
     expect((find(objects, "ServiceAccount", "higress-plugin-server") as any).automountServiceAccountToken).toBe(false);
 
     const syncing = find(await render(VALUE_SETS["cluster check (a Higress cluster)"]!), "CronJob", "-cluster-check") as any;
-    expect(syncing.spec.jobTemplate.spec.template.spec.containers[0].args.slice(0, 7)).toEqual(["sync", "--concurrency", "4", "--wait-for-lease", "900", "--from-cluster", "--record"]);
+    expect(syncing.spec.jobTemplate.spec.template.spec.containers[0].args.slice(0, 9)).toEqual(["sync", "--concurrency", "4", "--wait-for-store", "120", "--wait-for-lease", "900", "--from-cluster", "--record"]);
     const scoped = await render(VALUE_SETS["cluster check, one namespace"]!);
     expect((find(scoped, "Role", "-cluster-reader") as any).metadata.namespace).toBe("team-a");
     expect(find(scoped, "ClusterRole", "-cluster-reader")).toBeUndefined();

@@ -246,16 +246,25 @@ describe.skipIf(!s3)("S3 connections and failures", () => {
     expect(res.body.toString()).toMatch(/^the plugin store is unavailable right now; try again shortly\nrequest id: [0-9a-f-]{36}\n$/);
     expect(server.output()).toMatch(/S3 store .* could not read .*(SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId)/);
     expect(server.output()).not.toContain("wrong-secret-value");
+    // One line per failure, naming the request: no SDK object, no stack.
+    const failures = server.output().split("\n").filter((l) => / error store 503 /.test(l));
+    expect(failures.some((l) => l.endsWith(` id=${res.headers["x-request-id"]}`))).toBe(true);
+    expect(server.output()).not.toMatch(/^\s+at |\$metadata|\$fault/m);
     expect((await request(`${server.url}/readyz`)).status).toBe(503);
     expect((await request(`${server.url}/healthz`)).status).toBe(200);
   });
 
-  test("an unreachable endpoint: 503, not 404", async () => {
+  test("an unreachable endpoint: 503, not 404; with LOG_FORMAT=json each failure is one JSON line with its request id", async () => {
     const server = await start(
-      startNode("unreachable", { STORE: "s3://plugins", ...s3Env(s3!), S3_ENDPOINT: "http://127.0.0.1:9" }),
+      startNode("unreachable", { STORE: "s3://plugins", ...s3Env(s3!), S3_ENDPOINT: "http://127.0.0.1:9", LOG_FORMAT: "json" }),
     );
     const res = await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`);
     expect(res.status).toBe(503);
     expect((await request(`${server.url}/readyz`)).status).toBe(503);
+    const lines = server.output().split("\n").filter((l) => l && !l.startsWith("listening on ") && !l.startsWith("metrics on "));
+    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>); // every line is JSON: no multi-line dump
+    const failure = entries.find((e) => e.level === "error" && e.requestId === res.headers["x-request-id"]);
+    expect(failure).toMatchObject({ kind: "store", status: 503, cause: "ECONNREFUSED" });
+    expect(failure!.message).toMatch(/^S3 store s3:\/\/plugins.* could not read plugins\/big\/2\.0\.0\//);
   });
 });

@@ -62,6 +62,12 @@ describe("GitHub Actions workflows", () => {
     expect(release).toContain('cosign sign --yes "ghcr.io/${REPOSITORY,,}@${DIGEST}"');
     expect(release).toContain('helm push "dist-chart/higress-plugin-server-$VERSION.tgz" "oci://ghcr.io/${OWNER,,}/charts"');
     const jobs = (parse(release) as Workflow).jobs;
+    // The self-contained variant where Higress's chart looks for it: <pluginServer.hub>/higress/<pluginServer.image>.
+    const steps = jobs.image!.steps as { id?: string; with?: Record<string, string> }[];
+    const selfContained = steps.find((s) => s.with?.target === "self-contained");
+    expect(selfContained?.with?.platforms).toBe("linux/amd64,linux/arm64");
+    expect(steps.find((s) => s.id === "meta-self-contained")?.with?.images).toBe("ghcr.io/${{ github.repository_owner }}/higress/plugin-server");
+    expect(release).toContain('cosign sign --yes "ghcr.io/${OWNER,,}/higress/plugin-server@${SELF_CONTAINED_DIGEST}"');
     expect(jobs.image!.permissions).toEqual({ contents: "read", packages: "write", "id-token": "write" });
   });
 });

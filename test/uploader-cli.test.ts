@@ -14,6 +14,7 @@ import { request } from "./support/http.ts";
 import { freePort } from "./support/net.ts";
 import { orasPlugin, writeOciLayout } from "./support/oci-layout.ts";
 import { push, startFlakyProxy, startRegistry, type Registry } from "./support/registry.ts";
+import { DEFAULT_CONFIG, OFFICIAL, mirrorArgs as officialMirror, pushOfficialSet, servedImage } from "./support/official.ts";
 import { ROOT, s3Env, seedBucket, startNode, type NodeServer } from "./support/targets.ts";
 import { wasmModule } from "./support/wasm.ts";
 
@@ -23,10 +24,6 @@ const run = promisify(execFile);
 const tools = inject("registryTools");
 const s3 = inject("s3");
 const goClient = inject("goClient");
-const OFFICIAL = "higress-registry.cn-hangzhou.cr.aliyuncs.com";
-const DEFAULT_CONFIG = JSON.parse(await readFile(path.join(ROOT, "uploader/plugins.default.json"), "utf8")) as {
-  plugins: Record<string, { versions: Record<string, string>; aliases?: Record<string, string> }>;
-};
 
 const tempDir = (prefix: string) => mkdtemp(path.join(tmpdir(), prefix));
 
@@ -71,26 +68,11 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
   let registry: Registry;
   const servers: NodeServer[] = [];
   /** repository:tag -> wasm pushed there */
-  const pushed = new Map<string, Uint8Array>();
+  let pushed: Map<string, Uint8Array>;
 
   beforeAll(async () => {
     registry = await startRegistry();
-    // Every image the default configuration names, as the official registry holds them.
-    const images = [...new Set(Object.values(DEFAULT_CONFIG.plugins).flatMap((p) => Object.values(p.versions)))].map((ref) =>
-      ref.replace(`oci://${OFFICIAL}/`, ""),
-    );
-    const pushOne = async (image: string) => {
-      const wasm = wasmModule(1000 + pushed.size, pushed.size + 1000);
-      pushed.set(image, wasm);
-      const dir = await tempDir("layout-");
-      const tag = image.split(":")[1]!;
-      const { manifest, blobs } = orasPlugin(wasm);
-      await writeOciLayout(dir, tag, manifest, blobs);
-      await push(`oci:${dir}:${tag}`, registry, image);
-    };
-    // One at a time: the images share blobs (config, docs), and concurrent pushes of a shared
-    // blob to several repositories race inside distribution's filesystem driver.
-    for (const image of images) await pushOne(image);
+    pushed = await pushOfficialSet(registry);
   }, 180_000);
 
   afterAll(async () => {
@@ -98,7 +80,7 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
     await registry?.stop();
   });
 
-  const mirrorArgs = () => ["--mirror", `${OFFICIAL}=${registry.host}`, "--plain-http", registry.host];
+  const mirrorArgs = () => officialMirror(registry);
 
   test("sync with no --config mirrors every official plugin; every Console URL then serves wasm", async () => {
     const dir = await tempDir("official-");
@@ -116,10 +98,7 @@ describe.skipIf(!tools)("plugin-uploader against a registry", () => {
       for (const version of versions) {
         const res = await request(`${server.url}/plugins/${name}/${version}/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } });
         expect(res.status, `${name} ${version}`).toBe(200);
-        const entry = DEFAULT_CONFIG.plugins[name]!;
-        const served = entry.versions[version] ? version : entry.aliases![version]!;
-        const image = entry.versions[served]!.replace(`oci://${OFFICIAL}/`, "");
-        expect(sha256(res.body), `${name} ${version}`).toBe(sha256(pushed.get(image)!));
+        expect(sha256(res.body), `${name} ${version}`).toBe(sha256(pushed.get(servedImage(name, version))!));
       }
     }
     // A second run changes nothing, and decides it from one manifest request per version: no blob is downloaded.

@@ -1,12 +1,14 @@
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, inject, test } from "vitest";
 import { S3Store } from "../src/storage/s3.ts";
 import { readBytes } from "../src/storage/store.ts";
 import { cli } from "./support/cli.ts";
 import { sha256 } from "./support/fixtures.ts";
-import { forward, listenLoopback } from "./support/net.ts";
+import { forward, freePort, listenLoopback } from "./support/net.ts";
 import { s3Env } from "./support/targets.ts";
 import { wasmModule } from "./support/wasm.ts";
 
@@ -79,5 +81,40 @@ describe.skipIf(!s3)("uploader under S3 write faults", () => {
     expect((await s.direct.list("plugins/broken/1.0.0/")).objects).toEqual([]);
     expect(await s.direct.head("plugins/fine/1.0.0/metadata.json")).not.toBeNull();
     await s.direct.close();
+  });
+});
+
+describe.skipIf(!s3)("--wait-for-store: a store still being set up", () => {
+  test("a sync started before its S3 endpoint listens and before its bucket exists waits for both, then publishes", { timeout: 60_000 }, async () => {
+    // As in the chart: the Job may start before MinIO listens, and before its setup made the bucket.
+    const port = await freePort();
+    const bucket = `waited-${process.pid}-${++buckets}`;
+    const direct = new S3Store({ bucket, prefix: "", endpoint: s3!.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey } });
+    const run = cli(["import-dir", await tree({ "late@1.0.0": wasmModule(5_000, 5) }), "--to", `s3://${bucket}`, "--wait-for-store", "30"], { ...s3Env(s3!), S3_ENDPOINT: `http://127.0.0.1:${port}` });
+    await sleep(1500);
+    const proxy = createServer((req, res) => forward(new URL(s3!.endpoint).host, req, res, undefined, true));
+    await new Promise<void>((resolve) => proxy.listen(port, "127.0.0.1", resolve));
+    await sleep(2500);
+    await direct.ensureBucket();
+    const result = await run;
+    proxy.close();
+    expect(result.code, result.stderr).toBe(0);
+    const waits = result.stderr.split("\n").filter((l) => l.startsWith("waiting for the store: "));
+    expect(waits.length).toBeGreaterThanOrEqual(1);
+    expect(waits.length).toBeLessThanOrEqual(2); // said once, then every 15 s: not once per attempt
+    expect(result.stderr).toContain(`store ready: `);
+    expect(await direct.head("plugins/late/1.0.0/metadata.json")).not.toBeNull();
+    await direct.close();
+  });
+
+  test("when the time is up, the last failure is the error (exit 1), nothing is written", { timeout: 30_000 }, async () => {
+    const bucket = `never-${process.pid}-${++buckets}`;
+    const started = Date.now();
+    const result = await cli(["import-dir", await tree({ "never@1.0.0": wasmModule(5_000, 6) }), "--to", `s3://${bucket}`, "--wait-for-store", "2"], s3Env(s3!));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`the bucket ${bucket} does not exist`);
+    expect(result.stderr).toContain("(waited 2 s for the store)");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect((await cli(["sync", "--to", "/tmp/x", "--wait-for-store", "soon"])).stderr).toContain("--wait-for-store takes a whole number of seconds from 0 to 3600");
   });
 });

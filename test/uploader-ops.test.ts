@@ -5,8 +5,10 @@ import path from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { expect, test } from "vitest";
 import { cli } from "./support/cli.ts";
+import { startPurgeApi } from "./support/cloudflare-api.ts";
+import { request } from "./support/http.ts";
 import { beforePuts, sha256 } from "./support/fixtures.ts";
-import { ROOT } from "./support/targets.ts";
+import { ROOT, startNode } from "./support/targets.ts";
 import { renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
 import { FileStore } from "../src/storage/fs.ts";
 import { readBytes } from "../src/storage/store.ts";
@@ -207,4 +209,62 @@ test("typos on the command line: did you mean, a short hint, never the whole usa
   await writeFile(path.join(dir, "plugins.properties"), "key-auth oci://h.example/plugins/key-auth:2.0.0\n");
   expect((await cli(["sync", "--config", path.join(dir, "plugins.properties"), "--to", path.join(dir, "store")])).stderr).toContain('plugins.properties:1: expected <name>=oci://<registry>/<repository>:<tag> (this line has no "=")');
   expect(await readdir(dir)).toEqual(["plugins.properties", "plugins.yaml"]); // nothing written for a refused config
+});
+
+test("--purge-cloudflare: a replaced version and a moved alias are purged by the Cache-Tags the server sends; a purge failure fails the run", { timeout: 60_000 }, async () => {
+  const zone = "0123456789abcdef0123456789abcdef";
+  const api = await startPurgeApi(zone, "cf-token");
+  const env = { CLOUDFLARE_ZONE_ID: zone, CLOUDFLARE_API_TOKEN: "cf-token", CLOUDFLARE_API_URL: api.url };
+  try {
+    const tree = await mkdtemp(path.join(tmpdir(), "ops-purge-"));
+    const store = await mkdtemp(path.join(tmpdir(), "ops-purge-store-"));
+    for (const [version, seed] of [["1.0.0", 51], ["2.0.0", 52]] as const) {
+      await mkdir(path.join(tree, "p", version), { recursive: true });
+      await writeFile(path.join(tree, "p", version, "plugin.wasm"), wasmModule(2_000, seed));
+    }
+    // First publication: nothing an edge could hold, nothing purged.
+    const first = await cli(["import-dir", tree, "--to", store, "--purge-cloudflare", "--json"], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).purged).toEqual([]);
+    expect(api.purged).toEqual([]);
+
+    await writeFile(path.join(tree, "p", "1.0.0", "plugin.wasm"), wasmModule(2_000, 53));
+    api.rateLimit(1); // the Free plan's 5 a minute: waited out, not failed
+    const replaced = await cli(["import-dir", tree, "--to", store, "--replace", "--purge-cloudflare", "--json"], env);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stderr).toContain("Cloudflare purge rate-limited: again in 1 s");
+    expect(JSON.parse(replaced.stdout).purged).toEqual(["plugin:p@1.0.0"]);
+    expect(api.purged).toEqual([["plugin:p@1.0.0"]]);
+
+    // The server tags what it sends with exactly those names; an alias with its target's too.
+    await writeFile(path.join(store, "plugins/p/aliases.json"), JSON.stringify({ aliases: { stable: "1.0.0" } }));
+    const server = await startNode("purge", { STORE: store });
+    try {
+      expect((await request(`${server.url}/plugins/p/1.0.0/plugin.wasm`)).headers["cache-tag"]).toBe("plugin:p,plugin:p@1.0.0");
+      expect((await request(`${server.url}/plugins/p/1.0.0/metadata.txt`)).headers["cache-tag"]).toBe("plugin:p,plugin:p@1.0.0");
+      expect((await request(`${server.url}/plugins/p/stable/plugin.wasm`)).headers["cache-tag"]).toBe("plugin:p,plugin:p@stable,plugin:p@1.0.0");
+    } finally {
+      await server.stop();
+    }
+    const { publishAliases } = await import("../uploader/publish.ts");
+    expect(await publishAliases(new FileStore(store), "p", { stable: "2.0.0" })).toEqual(["stable"]);
+    expect(await publishAliases(new FileStore(store), "p", { stable: "2.0.0", next: "2.0.0" })).toEqual([]);
+
+    // A token without the permission: the run fails (exit 1) and says what the edges keep.
+    await writeFile(path.join(tree, "p", "1.0.0", "plugin.wasm"), wasmModule(2_000, 54));
+    const denied = await cli(["import-dir", tree, "--to", store, "--replace", "--purge-cloudflare"], { ...env, CLOUDFLARE_API_TOKEN: "wrong" });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toContain("Cloudflare purge failed (10000 Authentication error); the edges keep the old copies of plugin:p@1.0.0 until they expire");
+    // Missing settings are refused before anything is written.
+    await writeFile(path.join(tree, "p", "1.0.0", "plugin.wasm"), wasmModule(2_000, 55));
+    const unset = await cli(["import-dir", tree, "--to", store, "--replace", "--purge-cloudflare"], { CLOUDFLARE_ZONE_ID: zone });
+    expect(unset.code).toBe(2);
+    expect(unset.stderr).toContain("--purge-cloudflare needs CLOUDFLARE_API_TOKEN");
+    expect(sha256(await readFile(path.join(store, "plugins/p/1.0.0/plugin.wasm")))).toBe(sha256(wasmModule(2_000, 54)));
+    // --replace without a purge says what edges may still serve.
+    const unpurged = await cli(["import-dir", tree, "--to", store, "--replace"]);
+    expect(unpurged.stderr).toContain("edge caches may still serve the old bytes of p 1.0.0");
+  } finally {
+    await api.close();
+  }
 });

@@ -12,7 +12,9 @@ import { openStore } from "../src/storage/open.ts";
 import { PolicyStore } from "../src/storage/policy.ts";
 import { S3Store } from "../src/storage/s3.ts";
 import type { WritableStore } from "../src/storage/store.ts";
-import { createBucket } from "./bucket.ts";
+import { createBucket, waitForStore } from "./bucket.ts";
+import { changedTags, cloudflareZone, purgeTags } from "./purge.ts";
+import { versionTag } from "../src/core/cache-tags.ts";
 import { DEFAULT_MAX_UNPACKED_BYTES, exportBundle, readBundle } from "./bundle.ts";
 import { DEFAULT_CONFIG_NAME, loadPlan, type SyncPlan } from "./config.ts";
 import { applyMirrors } from "./oci/reference.ts";
@@ -79,8 +81,13 @@ Options:
   --prune                                  remove plugins, versions and aliases the config does not list
   --dry-run                                pull and verify, write nothing
   --create-bucket                          create the S3 bucket if it does not exist
+  --purge-cloudflare                       purge what the run changed (replaced versions, moved aliases, pruned
+                                           versions) from Cloudflare's cache by Cache-Tag: CLOUDFLARE_ZONE_ID and
+                                           CLOUDFLARE_API_TOKEN (Zone > Cache Purge) from the environment
   --wait-for-lease <seconds>               wait this long for another run writing the same store to finish
                                            (default 0: exit 3 at once); one run writes a store at a time
+  --wait-for-store <seconds>               wait this long for the store to answer (a MinIO starting, its bucket or
+                                           users not made yet) before the command begins (default 0: fail at once)
   --release-snapshot <file|url>            a Higress release's plugin snapshot (plugins/release/snapshots/<version>.json):
                                            every plugin pulled by its manifest digest, published under the snapshot's
                                            version beside the older ones, and the release recorded in the store (repeatable)
@@ -138,6 +145,7 @@ const OPTIONS = {
   "registry-timeout": { type: "string" },
   "max-unpacked-mb": { type: "string" },
   "wait-for-lease": { type: "string" },
+  "wait-for-store": { type: "string" },
   "from-cluster": { type: "boolean" },
   "release-snapshot": { type: "string", multiple: true },
   lock: { type: "string" },
@@ -166,6 +174,7 @@ const OPTIONS = {
   prune: { type: "boolean" },
   "dry-run": { type: "boolean" },
   "create-bucket": { type: "boolean" },
+  "purge-cloudflare": { type: "boolean" },
   json: { type: "boolean" },
   verbose: { type: "boolean", short: "v" },
   wait: { type: "string" },
@@ -180,10 +189,10 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
 type Option = keyof typeof OPTIONS;
 
-const STORE_OPTIONS: Option[] = ["verbose", "to", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
+const STORE_OPTIONS: Option[] = ["verbose", "to", "wait-for-store", "s3-endpoint", "s3-region", "s3-force-path-style", "s3-access-key-id", "s3-secret-access-key"];
 const REGISTRY_OPTIONS: Option[] = ["config", "mirror", "plain-http", "credentials", "password-stdin", "registry-timeout"];
 const CLUSTER_OPTIONS: Option[] = ["from-cluster", "kubeconfig", "context", "namespace", "controller", "cluster-timeout"];
-const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "replace", "prune", "dry-run", "create-bucket", "json", "wait-for-lease"];
+const PIPELINE_OPTIONS: Option[] = ["concurrency", "force", "replace", "prune", "dry-run", "create-bucket", "json", "wait-for-lease", "purge-cloudflare"];
 /** What each command takes; anything else is refused by name instead of being silently ignored. */
 const COMMANDS: Record<string, { readonly usage: string; readonly options: readonly Option[] }> = {
   sync: {
@@ -268,13 +277,14 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError("--concurrency takes a whole number from 1 to 64");
     const progress = progressPrinter(values.json ?? false);
     const common = { concurrency, force: values.force ?? false, replace: values.replace ?? false, dryRun: values["dry-run"] ?? false, prune: values.prune ?? false, onProgress: progress.event };
-    const leaseWait = values["wait-for-lease"] === undefined ? 0 : Number(values["wait-for-lease"]);
-    if (!Number.isInteger(leaseWait) || leaseWait < 0 || leaseWait > 86_400) throw new UsageError("--wait-for-lease takes a whole number of seconds from 0 to 86400");
+    const leaseWait = seconds(values, "wait-for-lease", 86_400);
     // One writer per store at a time (see lease.ts); a dry run writes nothing and needs none.
     const leased = <T>(store: WritableStore, name: string, work: () => Promise<T>): Promise<T> =>
       common.dryRun
         ? work()
         : withLease(store, { command: name, waitMs: leaseWait * 1000, onWait: (h) => process.stderr.write(`waiting for the store's lease: held by ${h.command} on ${h.host} (pid ${h.pid}) until ${h.expires}\n`) }, work);
+    // Checked before anything is written: a run that cannot purge would leave stale edges behind.
+    const zone = values["purge-cloudflare"] ? cloudflareZone(env) : undefined;
     let report: Report;
     switch (command) {
       case "sync": {
@@ -412,19 +422,30 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       }
       case "create-bucket": {
         expectPositionals(rest, 0, "create-bucket");
-        const seconds = values.wait === undefined ? 0 : Number(values.wait);
-        if (!Number.isInteger(seconds) || seconds < 0) throw new UsageError("--wait takes a whole number of seconds");
         const store = await openTarget(values, env);
         if (!(store instanceof S3Store)) throw new UsageError("create-bucket needs an s3:// store");
-        await createBucket(store, seconds, (line) => process.stderr.write(`${line}\n`));
+        await createBucket(store, seconds(values, "wait", 3600), (line) => process.stderr.write(`${line}\n`));
         return 0;
       }
       default:
         return usage(`unknown command "${command}"`);
     }
     progress.done();
-    printReport(report, values.json ?? false);
-    return report.failed > 0 ? 1 : 0;
+    const purge = zone && !common.dryRun ? changedTags(report) : [];
+    let purgeError: UploaderError | undefined;
+    if (zone && purge.length > 0) {
+      await purgeTags(zone, purge, (line) => process.stderr.write(`${line}\n`)).catch((error: unknown) => {
+        if (!(error instanceof UploaderError)) throw error;
+        purgeError = error;
+      });
+    }
+    printReport(zone ? { ...report, purged: purgeError ? [] : purge } : report, values.json ?? false);
+    if (purgeError) process.stderr.write(`plugin-uploader: ${purgeError.message}\n`);
+    for (const v of zone ? [] : report.versions.filter((x) => x.status === "replaced")) {
+      // Published versions are served immutable for a year: a CDN in front keeps the old bytes.
+      process.stderr.write(`note: edge caches may still serve the old bytes of ${v.name} ${v.version}: --purge-cloudflare purges them (Cache-Tag ${versionTag(v.name, v.version)})\n`);
+    }
+    return report.failed > 0 || purgeError ? 1 : 0;
   } catch (error) {
     if (error instanceof UsageError || error instanceof ConfigError || error instanceof LocationError) {
       return usage(error.message, false);
@@ -614,6 +635,8 @@ async function openTarget(values: Values, env: NodeJS.ProcessEnv, options: { cre
     if (error instanceof LocationError) throw new UsageError(`--to ${text}: ${error.message}${options.create ? "" : " (this command does not create a store)"}`);
     throw error;
   }
+  const wait = seconds(values, "wait-for-store", 3600);
+  if (wait > 0) await waitForStore(store, wait, (line) => process.stderr.write(`${line}\n`));
   if (values["create-bucket"] && store instanceof S3Store) await store.ensureBucket();
   return store;
 }
@@ -679,7 +702,7 @@ function progressPrinter(json: boolean) {
   };
 }
 
-function printReport(report: Report, json: boolean) {
+function printReport(report: Report & { purged?: readonly string[] }, json: boolean) {
   if (json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
@@ -712,6 +735,15 @@ async function readStdin(): Promise<string> {
   const text = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
   if (text === "") throw new UsageError("--password-stdin: nothing on standard input");
   return text;
+}
+
+/** A `--<flag> <seconds>` option; 0 when absent. */
+function seconds(values: Values, flag: "wait-for-lease" | "wait-for-store" | "wait", max: number): number {
+  const text = values[flag];
+  if (text === undefined) return 0;
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value > max) throw new UsageError(`--${flag} takes a whole number of seconds from 0 to ${max}`);
+  return value;
 }
 
 function verbose(values: Values): { log?: (line: string) => void } {

@@ -52,6 +52,8 @@ export interface AliasResult {
   readonly name: string;
   readonly aliases: Readonly<Record<string, string>>;
   readonly status: "published" | "would-publish" | "failed";
+  /** Aliases that point elsewhere now (or are gone, with prune). */
+  readonly moved?: readonly string[];
   readonly error?: string;
 }
 
@@ -154,9 +156,9 @@ export async function runPipeline(
       aliasResults.push({ name, aliases: pluginAliases, status: "would-publish" });
     } else {
       try {
-        await publishAliases(store, name, pluginAliases, { replace: options.prune ?? false });
+        const moved = await publishAliases(store, name, pluginAliases, { replace: options.prune ?? false });
         progress({ name, phase: "alias", detail: Object.entries(pluginAliases).map(([f, t]) => `${f} -> ${t}`).join(", ") });
-        aliasResults.push({ name, aliases: pluginAliases, status: "published" });
+        aliasResults.push({ name, aliases: pluginAliases, status: "published", ...(moved.length > 0 ? { moved } : {}) });
       } catch (error) {
         aliasResults.push({ name, aliases: pluginAliases, status: "failed", error: (error as Error).message });
       }

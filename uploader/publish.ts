@@ -239,16 +239,19 @@ async function sameBytes(object: StoredObject, data: Uint8Array): Promise<boolea
 
 /**
  * Writes the plugin's aliases.json: merged into what is there, or replacing it (prune).
- * Every target must be a version in the store.
+ * Every target must be a version in the store. Returns the aliases that now point elsewhere
+ * (what an edge cache may hold the old bytes of).
  */
 export async function publishAliases(
   store: WritableStore,
   name: string,
   aliases: Readonly<Record<string, string>>,
   options: { replace?: boolean } = {},
-): Promise<void> {
-  const current = options.replace ? null : await store.get(aliasesKey(name));
-  const merged = { ...(current ? parseAliases(name, await readText(current)) : {}), ...aliases };
+): Promise<string[]> {
+  const current = await store.get(aliasesKey(name));
+  const before = current ? parseAliases(name, await readText(current)) : {};
+  const merged = { ...(options.replace ? {} : before), ...aliases };
+  const moved = Object.keys(before).filter((from) => merged[from] !== before[from]);
   for (const [from, to] of Object.entries(merged)) {
     if (!(await store.head(fileKey(name, to, WASM)))) {
       throw new UploaderError(`alias ${name} ${from} -> ${to}: version ${to} is not in the store`);
@@ -257,4 +260,5 @@ export async function publishAliases(
   const body = `${JSON.stringify({ aliases: Object.fromEntries(Object.entries(merged).sort()) }, null, 2)}\n`;
   parseAliases(name, body); // the server must accept what we write
   await putVerified(store, aliasesKey(name), text(body));
+  return moved;
 }

@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import { readAliases } from "../core/aliases.ts";
+import { cacheTags } from "../core/cache-tags.ts";
 import { describeVersions, listFiles, listVersions } from "../core/catalog.ts";
 import { contentTypeFor } from "../core/content-type.ts";
 import { NotFoundError } from "../core/errors.ts";
@@ -33,12 +34,12 @@ const FILE_HEADERS = { "Content-Security-Policy": "default-src 'none'; sandbox",
  * version's alias serves its target's files under this URL, with no redirect and no copy.
  */
 export async function servePluginFile(ctx: PluginFileContext, req: ObjectRequest, name: string, version: string, file: string): Promise<Reply> {
-  const direct = await serveVersion(ctx, req, name, version, file, undefined);
+  const direct = await serveVersion(ctx, req, name, version, file, undefined, version);
   if (direct) return direct;
   const aliases = await readAliases(ctx.store, name);
   const target = Object.hasOwn(aliases, version) ? aliases[version] : undefined;
   if (target) {
-    const aliased = await serveVersion(ctx, req, name, target, file, target);
+    const aliased = await serveVersion(ctx, req, name, target, file, target, version);
     if (aliased) return aliased;
   }
   throw await notFound(ctx.store, name, target ?? version, file);
@@ -51,8 +52,10 @@ async function serveVersion(
   version: string,
   file: string,
   aliasOf: string | undefined,
+  requested: string,
 ): Promise<Reply | null> {
-  const extraHeaders = aliasOf ? { ...FILE_HEADERS, "X-Alias-Of": aliasOf } : FILE_HEADERS;
+  const tags = cacheTags(name, requested, aliasOf);
+  const extraHeaders = aliasOf ? { ...FILE_HEADERS, "X-Alias-Of": aliasOf, "Cache-Tag": tags } : { ...FILE_HEADERS, "Cache-Tag": tags };
   const cacheControl = aliasOf ? ctx.aliasCacheControl : ctx.cacheControl;
   // Modules get content-based tags (their sha256), so two versions of equal size written in the same
   // second never share one; any file served through an alias carries its target in the tag.

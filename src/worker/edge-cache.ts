@@ -5,7 +5,14 @@ import { requestId } from "../core/request-id.ts";
 /**
  * The Cloudflare Cache API in front of the app: complete 200 answers to plain GETs are kept in
  * the colo's cache, so repeated downloads in a region (a gateway fleet rolling out) do not reach
- * R2. Plugin files are immutable at their URL, so there is nothing to invalidate.
+ * R2. A published version's bytes never change unless replaced on purpose (`--replace`); the
+ * entries keep the app's Cache-Tag, so the uploader's `--purge-cloudflare` removes exactly those
+ * (both encodings' entries, which a purge by URL would miss: the key carries the encoding).
+ *
+ * Why the Cache API and not Workers' own cache in front of the Worker (tiered, shared by colos):
+ * its hits are answered before the Worker runs, so they would skip the credential and address
+ * checks, and one tenant's authorised download would be served to anyone. Here every request,
+ * hit or miss, passes the guard first.
  */
 
 /** The minimal part of the Workers cache we use. */

@@ -31,11 +31,19 @@ export interface NodeServer extends Target {
  * Spawns the built Node entry with exactly `env` (plus PATH, and HOST/PORT for a loopback port unless given)
  * and waits for it to listen. `cwd` runs the entry of another tree (the image test's).
  */
-export async function startNode(name: string, env: Record<string, string>, cwd?: string, node = process.execPath): Promise<NodeServer> {
+export interface StartOptions {
+  /** Run as this user and group (root can), as a pod's securityContext or OpenShift's arbitrary UID would. */
+  readonly user?: { readonly uid: number; readonly gid: number };
+  /** `env` is the whole environment: no loopback host, port 0 or drain delay added. */
+  readonly exactEnv?: boolean;
+}
+
+export async function startNode(name: string, env: Record<string, string>, cwd?: string, node = process.execPath, options: StartOptions = {}): Promise<NodeServer> {
   // As the image and `npm start` run it, and as anyone's own launcher would: `node dist/node.js`, nothing else.
   const child = spawn(node, cwd ? ["dist/node.js"] : [NODE_ENTRY], {
     ...(cwd ? { cwd } : {}),
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
+    ...(options.user ?? {}),
+    env: options.exactEnv ? env : { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", DRAIN_DELAY_SECONDS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

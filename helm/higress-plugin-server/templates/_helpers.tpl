@@ -42,6 +42,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{- define "hps.uploaderServiceAccountName" -}}
+{{- if .Values.uploader.serviceAccount.create }}
+{{- default (printf "%s-uploader" (include "hps.fullname" .) | trunc 63 | trimSuffix "-") .Values.uploader.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.uploader.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
 {{- define "hps.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -56,7 +64,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* MinIO's users for the server (read-only) and the uploader (read-write); their keys are generated once. */}}
 {{- define "hps.minio.identity" -}}
-{{- printf "%s-store-%s" (include "hps.fullname" .root) .role | trunc 63 | trimSuffix "-" }}
+{{- $given := index .root.Values.minio.identities.existingSecrets .role }}
+{{- if $given }}{{ $given }}{{ else }}{{ printf "%s-store-%s" (include "hps.fullname" .root) .role | trunc 63 | trimSuffix "-" }}{{ end }}
 {{- end }}
 
 {{/*
@@ -82,7 +91,7 @@ stay with MinIO's pod.
 
 {{/* STORE and the S3 variables of a role, from the ConfigMap and the role's Secret: (dict "root" $ "role" "reader"|"writer"). */}}
 {{- define "hps.storeEnv" -}}
-{{- with .root }}
+{{- with .root -}}
 - name: STORE
   valueFrom: {configMapKeyRef: {name: {{ include "hps.fullname" . }}, key: STORE}}
 - name: S3_REGION
@@ -108,8 +117,10 @@ stay with MinIO's pod.
 {{- if .image.digest }}{{ printf "%s@%s" .image.repository .image.digest }}{{ else }}{{ printf "%s:%s" .image.repository (default .tag .image.tag) }}{{ end }}
 {{- end }}
 
-{{/* The sync command line of the uploader Job and CronJob. */}}
+{{/* The sync command line of the uploader Job and CronJobs; (dict "root" $ "deadline" <the Job's activeDeadlineSeconds>): the waits fit in it. */}}
 {{- define "hps.uploaderArgs" -}}
+{{- $deadline := int .deadline }}
+{{- with .root -}}
 - sync
 {{- if or .Values.uploader.pluginsProperties .Values.uploader.config }}
 - --config
@@ -117,8 +128,10 @@ stay with MinIO's pod.
 {{- end }}
 - --concurrency
 - {{ .Values.uploader.concurrency | quote }}
+- --wait-for-store
+- {{ min .Values.uploader.storeWaitSeconds (div $deadline 2) | quote }}
 - --wait-for-lease
-- {{ .Values.uploader.leaseWaitSeconds | quote }}
+- {{ min .Values.uploader.leaseWaitSeconds (div $deadline 2) | quote }}
 {{- range .Values.uploader.mirrors }}
 - --mirror
 - {{ . | quote }}
@@ -134,6 +147,7 @@ stay with MinIO's pod.
 - {{ . | quote }}
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{/* The in-cluster base URL of the plugin Service (what the Console pattern and the gateways use). */}}
 {{- define "hps.baseUrl" -}}
@@ -141,15 +155,19 @@ stay with MinIO's pod.
 {{- ternary (printf "http://%s" $host) (printf "http://%s:%v" $host .Values.service.port) (eq (int .Values.service.port) 80) }}
 {{- end }}
 
-{{/* The cluster check's command line: check (or sync) --from-cluster --record. */}}
+{{/* The cluster check's command line: check (or sync) --from-cluster --record; (dict "root" $ "deadline" <seconds>). */}}
 {{- define "hps.clusterArgs" -}}
+{{- $deadline := .deadline }}
+{{- with .root -}}
 {{- $c := .Values.uploader.cluster }}
 {{- if $c.sync }}
 {{- if .Values.uploader.prune }}{{ fail "uploader.cluster.sync cannot go with uploader.prune: the cluster's view is not the whole plan" }}{{ end }}
-{{- include "hps.uploaderArgs" . }}
+{{- include "hps.uploaderArgs" (dict "root" . "deadline" $deadline) }}
 {{- else }}
 - check
 - --exit-zero
+- --wait-for-store
+- {{ min .Values.uploader.storeWaitSeconds (div (int $deadline) 2) | quote }}
 {{- end }}
 - --from-cluster
 - --record
@@ -166,10 +184,15 @@ stay with MinIO's pod.
 - --controller
 - {{ if $c.controller }}{{ printf "%s/%s" $c.controller.namespace $c.controller.name | quote }}{{ else }}none{{ end }}
 {{- end }}
+{{- end }}
 
-{{/* The uploader pod spec, shared by the hook Job and the CronJobs: (dict "root" $ "command" "sync"|"verify"|"cluster"). */}}
+{{/*
+The uploader pod spec, shared by the sync Job and the CronJobs:
+(dict "root" $ "command" "sync"|"verify"|"cluster" "deadline" <the Job's activeDeadlineSeconds>).
+*/}}
 {{- define "hps.uploaderPod" -}}
 {{- $command := .command }}
+{{- $deadline := .deadline }}
 {{- with .root }}
 restartPolicy: Never
 {{- if eq $command "cluster" }}
@@ -177,7 +200,8 @@ serviceAccountName: {{ include "hps.fullname" . }}-cluster-reader
 # This pod reads WasmPlugins with its own token; no other pod of the chart mounts one.
 automountServiceAccountToken: true
 {{- else }}
-serviceAccountName: {{ include "hps.serviceAccountName" . }}
+serviceAccountName: {{ include "hps.uploaderServiceAccountName" . }}
+automountServiceAccountToken: false
 {{- end }}
 securityContext: {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- with .Values.imagePullSecrets }}
@@ -189,11 +213,11 @@ containers:
     imagePullPolicy: {{ .Values.image.pullPolicy }}
     command: ["node", "/app/dist/uploader.js"]
     {{- if eq $command "verify" }}
-    args: ["verify"]
+    args: ["verify", "--wait-for-store", {{ min .Values.uploader.storeWaitSeconds (div (int $deadline) 2) | quote }}]
     {{- else if eq $command "cluster" }}
-    args: {{- include "hps.clusterArgs" . | nindent 6 }}
+    args: {{- include "hps.clusterArgs" (dict "root" . "deadline" $deadline) | nindent 6 }}
     {{- else }}
-    args: {{- include "hps.uploaderArgs" . | nindent 6 }}
+    args: {{- include "hps.uploaderArgs" (dict "root" . "deadline" $deadline) | nindent 6 }}
     {{- end }}
     env:
       {{- include "hps.storeEnv" (dict "root" . "role" "writer") | nindent 6 }}
