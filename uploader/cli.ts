@@ -6,7 +6,7 @@
  * 3 another run holds the store's lease.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, EnvReader } from "../src/node/config.ts";
+import { ConfigError, EnvReader } from "../src/config/env.ts";
 import { LocationError, parseStoreLocation } from "../src/storage/location.ts";
 import { openStore } from "../src/storage/open.ts";
 import { PolicyStore } from "../src/storage/policy.ts";

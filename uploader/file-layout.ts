@@ -1,6 +1,6 @@
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { loadCatalog } from "../src/core/catalog-data.ts";
+import { loadCatalog } from "../src/plugins/catalog.ts";
 import { fileKey, WASM } from "../src/core/layout.ts";
 import { readBytes, type Store } from "../src/storage/store.ts";
 import { sha256Hex } from "./digest.ts";

@@ -1,4 +1,4 @@
-import { listPlugins, listVersions } from "../src/core/catalog.ts";
+import { listPlugins, listVersions } from "../src/plugins/read.ts";
 import { INDEX } from "../src/core/layout.ts";
 import type { PluginMetadata } from "../src/core/metadata.ts";
 import type { WritableStore } from "../src/storage/store.ts";

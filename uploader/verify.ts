@@ -1,7 +1,7 @@
 import { gunzip as gunzipCallback } from "node:zlib";
 import { promisify } from "node:util";
 import { InvalidStoreContentError } from "../src/core/aliases.ts";
-import { listPlugins, listVersions } from "../src/core/catalog.ts";
+import { listPlugins, listVersions } from "../src/plugins/read.ts";
 import { fileKey, INDEX, METADATA_TEXT, WASM, WASM_GZIP } from "../src/core/layout.ts";
 import { renderMetadataText, type PluginMetadata } from "../src/core/metadata.ts";
 import { readBytes, readText, type Store } from "../src/storage/store.ts";

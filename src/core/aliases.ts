@@ -1,8 +1,6 @@
 import { HttpError } from "./errors.ts";
 import { aliasesKey } from "./layout.ts";
 import { checkVersion } from "./names.ts";
-import { readBytes, type Store } from "../storage/store.ts";
-import { parsedOnce } from "./parsed-once.ts";
 
 /** Version -> the version whose files it serves. One hop only, so no alias can loop. */
 export type Aliases = Readonly<Record<string, string>>;
@@ -36,10 +34,4 @@ export function parseAliases(name: string, text: string): Aliases {
     if (Object.hasOwn(result, to)) throw fail(`${from} -> ${to} points at another alias; aliases must name a real version`);
   }
   return result;
-}
-
-export async function readAliases(store: Store, name: string): Promise<Aliases> {
-  const object = await store.get(aliasesKey(name));
-  if (!object) return {};
-  return parsedOnce(await readBytes(object), (bytes) => parseAliases(name, new TextDecoder().decode(bytes)));
 }

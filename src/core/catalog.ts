@@ -1,48 +1,71 @@
-import compare from "semver/functions/compare.js";
-import valid from "semver/functions/valid.js";
-import { readAliases, type Aliases } from "./aliases.ts";
-import { PLUGINS, pluginPrefix, versionPrefix } from "./layout.ts";
-import { isName, isVersion } from "./names.ts";
-import type { ObjectInfo, Store } from "../storage/store.ts";
+import { WASM } from "./layout.ts";
+import { parseMetadataJson, type PluginMetadata } from "./metadata.ts";
+import { isVersion } from "./names.ts";
+import { compareVersions } from "./versions.ts";
 
-/** What the store holds, read through the Store interface only. */
-
-export async function listPlugins(store: Store): Promise<string[]> {
-  const { prefixes } = await store.list(PLUGINS);
-  return prefixes.filter(isName).sort();
+/** What the catalog shows of a plugin, built from facts (index.json's, or the store's files); src/plugins/catalog.ts reads them. */
+export interface CatalogVersion {
+  readonly version: string;
+  /** The module's URL path. */
+  readonly url: string;
+  /** Set for an alias: the version whose files it serves. */
+  readonly aliasOf?: string;
+  readonly size?: number;
+  readonly sha256?: string;
+  readonly md5?: string;
+  readonly created?: string;
+  readonly lastModified?: string;
+  readonly source?: string;
+  readonly manifestDigest?: string;
 }
 
-export interface PluginVersions {
+export interface CatalogPlugin {
   readonly name: string;
-  /** Versions with their own directory. */
-  readonly versions: readonly string[];
-  readonly aliases: Aliases;
+  readonly url: string;
+  /** Newest first; aliases included, with the facts of their target. */
+  readonly versions: readonly CatalogVersion[];
+  readonly aliases: Readonly<Record<string, string>>;
+  /** What is wrong with this plugin in the store (an invalid aliases.json), shown instead of failing the page. */
+  readonly problem?: string;
 }
 
-/** `undefined` when the plugin has neither versions nor aliases. */
-export async function listVersions(store: Store, name: string): Promise<PluginVersions | undefined> {
-  const [{ prefixes }, aliases] = await Promise.all([store.list(pluginPrefix(name)), readAliases(store, name)]);
-  const versions = prefixes.filter(isVersion).sort(compareVersions);
-  if (versions.length === 0 && Object.keys(aliases).length === 0) return undefined;
-  return { name, versions, aliases };
+export type Versions = Record<string, PluginMetadata | null>;
+const FACTS = ["size", "sha256", "md5", "created", "lastModified", "source", "manifestDigest"] as const;
+
+export function buildPlugin(name: string, versions: Versions, aliases: Readonly<Record<string, string>>): CatalogPlugin {
+  const entry = (version: string, metadata: PluginMetadata | null | undefined, aliasOf?: string): CatalogVersion => {
+    // Only the facts we know, picked by name: extra keys in a stored metadata.json or index.json
+    // (a hand-edited store, a hostile bundle of old) never override the computed url or aliasOf.
+    const facts: Record<string, unknown> = {};
+    for (const key of FACTS) if (metadata && metadata[key] !== undefined) facts[key] = metadata[key];
+    return { version, url: `/plugins/${name}/${version}/${WASM}`, ...(aliasOf ? { aliasOf } : {}), ...facts };
+  };
+  const list = [
+    ...Object.entries(versions).map(([v, m]) => entry(v, m)),
+    ...Object.entries(aliases).map(([from, to]) => entry(from, Object.hasOwn(versions, to) ? versions[to] : undefined, to)),
+  ].sort((a, b) => compareVersions(b.version, a.version));
+  return { name, url: `/plugins/${name}/`, versions: list, aliases };
 }
 
-export async function listFiles(store: Store, name: string, version: string): Promise<readonly ObjectInfo[]> {
-  return (await store.list(versionPrefix(name, version))).objects;
+export interface IndexFile {
+  plugins?: Record<string, { versions?: Versions; aliases?: Record<string, string> }>;
 }
 
-/** Every version and alias as one sorted list of strings, for messages. */
-export function describeVersions(v: PluginVersions): string {
-  const all = [...v.versions, ...Object.entries(v.aliases).map(([from, to]) => `${from} (alias of ${to})`)];
-  return all.sort(compareVersions).join(", ") || "none";
+/** index.json's text, or undefined when it is damaged (then the store itself is read). */
+export function parseIndex(text: string): IndexFile | undefined {
+  try {
+    const parsed = JSON.parse(text) as IndexFile;
+    return typeof parsed.plugins === "object" && parsed.plugins !== null ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
-/**
- * Semantic Versioning precedence where both are semver (1.9.0 before 1.10.0, 2.0.0-rc.1 before
- * 2.0.0); otherwise numeric-aware text order (2.0 before 10.0).
- */
-export function compareVersions(a: string, b: string): number {
-  const [x, y] = [valid(a), valid(b)];
-  if (x && y) return compare(x, y) || a.localeCompare(b);
-  return a.localeCompare(b, "en", { numeric: true });
+export function fromIndex(name: string, entry: NonNullable<IndexFile["plugins"]>[string]): CatalogPlugin {
+  const versions: Versions = {};
+  for (const [v, m] of Object.entries(entry.versions ?? {})) {
+    if (isVersion(v)) versions[v] = m && parseMetadataJson(JSON.stringify(m)) ? m : null;
+  }
+  const aliases = Object.fromEntries(Object.entries(entry.aliases ?? {}).filter(([f, t]) => isVersion(f) && isVersion(t)));
+  return buildPlugin(name, versions, aliases);
 }

@@ -1,4 +1,4 @@
-import type { CatalogPlugin, CatalogVersion } from "../core/catalog-data.ts";
+import type { CatalogPlugin, CatalogVersion } from "../core/catalog.ts";
 import type { ClusterView } from "../core/cluster-check.ts";
 import type { RenderedReadme } from "./markdown.ts";
 import { html, Html } from "./render.ts";

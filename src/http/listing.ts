@@ -1,7 +1,9 @@
 import type { Context } from "hono";
 import { LRUCache } from "lru-cache";
-import { describeVersions, listFiles, listVersions } from "../core/catalog.ts";
-import { loadCatalog, loadPlugin, type CatalogPlugin } from "../core/catalog-data.ts";
+import { describeVersions } from "../core/versions.ts";
+import { listFiles, listVersions } from "../plugins/read.ts";
+import type { CatalogPlugin } from "../core/catalog.ts";
+import { loadCatalog, loadPlugin } from "../plugins/catalog.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { clusterViewJson, parseClusterCheck, type ClusterView } from "../core/cluster-check.ts";
 import { CLUSTER_CHECK, fileKey } from "../core/layout.ts";

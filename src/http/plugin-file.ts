@@ -1,7 +1,8 @@
 import { LRUCache } from "lru-cache";
-import { readAliases } from "../core/aliases.ts";
+import { readAliases } from "../plugins/read.ts";
 import { cacheTags } from "../core/cache-tags.ts";
-import { describeVersions, listFiles, listVersions } from "../core/catalog.ts";
+import { describeVersions } from "../core/versions.ts";
+import { listFiles, listVersions } from "../plugins/read.ts";
 import { contentTypeFor } from "../core/content-type.ts";
 import { NotFoundError } from "../core/errors.ts";
 import { fileKey, METADATA_JSON, METADATA_TEXT, WASM, WASM_GZIP } from "../core/layout.ts";

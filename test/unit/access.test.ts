@@ -5,7 +5,8 @@ import { Authenticator } from "../../src/access/authenticator.ts";
 import { parseHtpasswd, parseTokens } from "../../src/access/credentials.ts";
 import { guard, privateCacheControl } from "../../src/access/guard.ts";
 import { accessSettings } from "../../src/access/settings.ts";
-import { ConfigError, loadConfig } from "../../src/node/config.ts";
+import { ConfigError } from "../../src/config/env.ts";
+import { loadConfig } from "../../src/node/config.ts";
 
 const HASH = hashSync("right password", 4);
 const TOKEN = "tok_0123456789abcdef0123";

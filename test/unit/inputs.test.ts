@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { parseAliases } from "../../src/core/aliases.ts";
-import { compareVersions } from "../../src/core/catalog.ts";
+import { compareVersions } from "../../src/core/versions.ts";
 import { parseMetadataJson, referenceTimestamp, renderMetadataText } from "../../src/core/metadata.ts";
 import { parsePluginPath } from "../../src/core/paths.ts";
 import { loadConfig } from "../../src/node/config.ts";

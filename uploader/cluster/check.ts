@@ -1,5 +1,5 @@
-import type { CatalogPlugin } from "../../src/core/catalog-data.ts";
-import { compareVersions } from "../../src/core/catalog.ts";
+import type { CatalogPlugin } from "../../src/core/catalog.ts";
+import { compareVersions } from "../../src/core/versions.ts";
 import { checkName, checkVersion } from "../../src/core/names.ts";
 import { UsageError } from "../errors.ts";
 import type { RecordedRelease } from "../release.ts";

@@ -1,4 +1,4 @@
-import { loadCatalog } from "../../src/core/catalog-data.ts";
+import { loadCatalog } from "../../src/plugins/catalog.ts";
 import { CLUSTER_CHECK } from "../../src/core/layout.ts";
 import type { WritableStore } from "../../src/storage/store.ts";
 import { putVerified } from "../publish.ts";
