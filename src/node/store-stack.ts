@@ -1,0 +1,61 @@
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { CachedStore, type CacheOutcome } from "../storage/cached.ts";
+import { DiskCache } from "../storage/disk-cache.ts";
+import type { StoreLocation } from "../storage/location.ts";
+import { ObservedStore } from "../storage/observed.ts";
+import { PolicyStore } from "../storage/policy.ts";
+import type { Store } from "../storage/store.ts";
+import type { ServerConfig } from "./config.ts";
+import { traces } from "./exchange.ts";
+import { collectEarly } from "./memory.ts";
+import type { ServerMetrics } from "./metrics.ts";
+
+/** The layers over the backend, and the two the rest of the server needs by name. */
+export interface StoreStack {
+  /** What requests read: the outermost layer. */
+  readonly store: Store;
+  /** Past every cache: what readiness asks, with deadlines and the breaker. */
+  readonly policy: PolicyStore;
+  /** The memory cache, when on: its size is a metric. */
+  readonly memory: CachedStore | undefined;
+}
+
+/**
+ * Layers, innermost first: the backend, observed (metrics, and the request's trace); deadlines,
+ * retries and the breaker; disk copies of large objects (remote stores only: a file store is a
+ * disk already); the memory cache.
+ */
+export function storeStack(backend: Store, location: StoreLocation, config: ServerConfig, metrics: () => ServerMetrics | undefined): StoreStack {
+  const observed = new ObservedStore(backend, (operation, outcome, seconds) => {
+    metrics()?.store(operation, outcome, seconds);
+    const trace = traces.getStore();
+    if (trace) {
+      trace.storeSeconds += seconds;
+      trace.storeCalls++;
+    }
+  });
+  const policy = new PolicyStore(observed, config.storePolicy);
+  const lookup = (outcome: CacheOutcome) => {
+    metrics()?.cache(outcome);
+    const trace = traces.getStore();
+    if (trace) trace.cache = outcome;
+  };
+  let store: Store = policy;
+  const diskDir = config.diskCache?.dir ?? (location.kind === "s3" ? path.join(tmpdir(), "higress-plugin-server-cache") : undefined);
+  if (location.kind === "s3" && diskDir && config.cache.ttlSeconds > 0) {
+    store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000, onLookup: lookup });
+  }
+  let memory: CachedStore | undefined;
+  if (config.cache.ttlSeconds > 0) {
+    const onDrop = collectEarly();
+    store = memory = new CachedStore(store, {
+      ttlMs: config.cache.ttlSeconds * 1000,
+      maxBytes: config.cache.maxBytes,
+      onLookup: lookup,
+      onEvict: () => metrics()?.evicted(),
+      ...(onDrop ? { onDrop } : {}),
+    });
+  }
+  return { store, policy, memory };
+}
