@@ -3,6 +3,7 @@ import fs from "node:fs";
 import { mkdir, rename, rm, unlink } from "node:fs/promises";
 import { promisify } from "node:util";
 import path from "node:path";
+import { ageOf, SingleFlight } from "./single-flight.ts";
 import { LRUCache } from "lru-cache";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { StoreUnavailableError } from "../core/errors.ts";
@@ -54,7 +55,7 @@ export class DiskCache implements Store {
   readonly #tmp: string;
   readonly #copies: LRUCache<string, Copy>;
   readonly #filling = new Map<string, Promise<Filling | StoredObject | null>>();
-  readonly #checking = new Map<string, Promise<Copy | undefined>>();
+  readonly #checking = new SingleFlight<Copy | undefined>();
   readonly #minObjectBytes: number;
   readonly #ttl: number;
   readonly #now: () => number;
@@ -139,31 +140,25 @@ export class DiskCache implements Store {
   async #fresh(key: string): Promise<Copy | undefined> {
     const copy = this.#copies.get(key);
     if (!copy) return undefined;
-    const age = this.#now() - copy.checked;
-    if (age < this.#ttl) return copy;
-    const checked = this.#checking.get(key) ?? this.#check(key, copy);
-    if (age < 2 * this.#ttl) return copy;
-    return checked;
+    const age = ageOf(this.#now(), copy.checked, this.#ttl);
+    if (age === "fresh") return copy;
+    const checked = this.#checking.run(key, () => this.#check(key, copy));
+    return age === "stale" ? copy : checked;
   }
 
-  #check(key: string, copy: Copy): Promise<Copy | undefined> {
-    const pending = (async () => {
-      let info: ObjectInfo | null;
-      try {
-        info = await this.#inner.head(key);
-      } catch {
-        return copy; // the store is failing: the copy is still the best answer
-      }
-      if (info && info.etag === copy.info.etag && info.size === copy.info.size) {
-        copy.checked = this.#now();
-        return copy;
-      }
-      if (this.#copies.get(key) === copy) this.#copies.delete(key);
-      return undefined;
-    })();
-    this.#checking.set(key, pending);
-    pending.finally(() => this.#checking.delete(key)).catch(() => {});
-    return pending;
+  async #check(key: string, copy: Copy): Promise<Copy | undefined> {
+    let info: ObjectInfo | null;
+    try {
+      info = await this.#inner.head(key);
+    } catch {
+      return copy; // the store is failing: the copy is still the best answer
+    }
+    if (info && info.etag === copy.info.etag && info.size === copy.info.size) {
+      copy.checked = this.#now();
+      return copy;
+    }
+    if (this.#copies.get(key) === copy) this.#copies.delete(key);
+    return undefined;
   }
 
   /** Starts a download into a temporary file, answered once the store has answered; or the object itself when it is not kept. */
