@@ -74,4 +74,13 @@ describe("architecture", () => {
     const users = sources.filter((f) => imports(f).some((s) => s.startsWith("@aws-sdk/"))).map(name);
     expect(users).toEqual(["src/storage/s3.ts"]);
   });
+
+  test("docs/architecture.md names only files that exist", () => {
+    const doc = readFileSync(path.join(ROOT, "docs/architecture.md"), "utf8");
+    const named = [...new Set([...doc.matchAll(/[\w.-]+(?:\/[\w.-]+)*\.ts\b/g)].map((m) => m[0]))];
+    expect(named.length).toBeGreaterThan(40);
+    const all = [...sources, ...execFileSync("git", ["ls-files", "test"], { cwd: ROOT, encoding: "utf8" }).split("\n").map((f) => path.join(ROOT, f))].map(name);
+    const missing = named.filter((n) => !all.some((f) => f === n || f.endsWith(`/${n}`)));
+    expect(missing).toEqual([]);
+  });
 });
