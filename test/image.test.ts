@@ -180,7 +180,7 @@ describe("Dockerfile", () => {
       await server.stop();
     }
     const help = await run("node", ["dist/uploader.js", "--help"], { cwd: image.dir });
-    expect(help.stdout).toContain("plugin-uploader sync");
+    expect(help.stdout).toMatch(/^Usage: plugin-uploader <command>[^]*^ {2}sync /m); // commander, a production dependency, is in the image
   }, 240_000);
 });
 
