@@ -27,6 +27,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     s3: S3Service | null;
     goClient: string | null;
+    /** bench/burst: N gateway-like replicas fetching a list of plugins at once. */
+    burstClient: string | null;
     registryTools: boolean;
     helm: string | null;
     chromium: string | null;
@@ -70,7 +72,8 @@ export default async function setup(project: TestProject) {
       // Fresh ports and a fresh directory each time: a daemon of a failed start may still hold the old ones.
       port = String(await freePort());
       dir = path.join(work, `rgw-${attempt}`);
-      env = { ...process.env, C: dir, PORT: port, MON_PORT: String(await freePort()) };
+      // Room for the rollout burst's plugin set (test/burst.test.ts) beside everything else.
+      env = { ...process.env, C: dir, PORT: port, MON_PORT: String(await freePort()), MEMSTORE_BYTES: String(2 << 30) };
       try {
         await run("bash", [path.join(ROOT, "scripts/s3-radosgw-up.sh")], { env });
         break;
@@ -90,11 +93,17 @@ export default async function setup(project: TestProject) {
 
   // The Go client stands in for the gateway's istio-agent downloader.
   let goClient: string | null = null;
+  let burstClient: string | null = null;
   if (has("go")) {
     goClient = path.join(work, "go-client");
     await run("go", ["build", "-o", goClient, "main.go"], {
       cwd: path.join(ROOT, "test/go-client"),
       env: { ...process.env, GOCACHE: path.join(work, "gocache"), GOFLAGS: "-mod=mod", GO111MODULE: "off" },
+    });
+    burstClient = path.join(work, "burst");
+    await run("go", ["build", "-o", burstClient, "."], {
+      cwd: path.join(ROOT, "bench/burst"),
+      env: { ...process.env, GOCACHE: path.join(work, "gocache"), GO111MODULE: "off" },
     });
   } else {
     missing.push("go (gateway-like client): run scripts/install-system-deps.sh");
@@ -122,6 +131,7 @@ export default async function setup(project: TestProject) {
 
   project.provide("s3", s3);
   project.provide("goClient", goClient);
+  project.provide("burstClient", burstClient);
   project.provide("registryTools", registryTools);
   project.provide("helm", helm);
   project.provide("chromium", chromium);
