@@ -1,5 +1,8 @@
-import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import path from "node:path";
+import type { WritableStore } from "../src/storage/store.ts";
 import { leb128 } from "../test/support/wasm.ts";
 
 /**
@@ -36,4 +39,29 @@ export function goModule(go: Uint8Array, mb: number, seed: number): Uint8Array {
 export async function pluginSet(): Promise<{ name: string; wasm: Uint8Array }[]> {
   const go = await goWasm();
   return SIZES_MB.map((mb, i) => ({ name: `plugin-${String(i + 1).padStart(2, "0")}`, wasm: goModule(go, mb, i) }));
+}
+
+/**
+ * The set on disk in `dir`: `tree/<name>/2.0.0/plugin.wasm` as import-dir reads it, and
+ * `plugins.list`, one `<path> <sha256>` line per plugin, as the burst client reads it.
+ */
+export async function writePluginSet(plugins: readonly { name: string; wasm: Uint8Array }[], dir: string): Promise<{ tree: string; list: string }> {
+  const tree = path.join(dir, "tree");
+  for (const p of plugins) {
+    await mkdir(path.join(tree, p.name, "2.0.0"), { recursive: true });
+    await writeFile(path.join(tree, p.name, "2.0.0", "plugin.wasm"), p.wasm);
+  }
+  const list = path.join(dir, "plugins.list");
+  await writeFile(list, plugins.map((p) => `/plugins/${p.name}/2.0.0/plugin.wasm ${createHash("sha256").update(p.wasm).digest("hex")}\n`).join(""));
+  return { tree, list };
+}
+
+/** Removes every published version and the index: radosgw's memstore keeps every byte in memory, so leave it as found. */
+export async function removePublished(store: WritableStore): Promise<void> {
+  for (const name of (await store.list("plugins/")).prefixes) {
+    for (const version of (await store.list(`plugins/${name}/`)).prefixes) {
+      for (const object of (await store.list(`plugins/${name}/${version}/`)).objects) await store.delete(object.key);
+    }
+  }
+  await store.delete("index.json");
 }

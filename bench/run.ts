@@ -11,7 +11,6 @@
  * BENCH_S3_ACCESS_KEY_ID / BENCH_S3_SECRET_ACCESS_KEY for an S3 endpoint already running.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,7 +25,7 @@ import { localJobs } from "../uploader/local.ts";
 import { runPipeline } from "../uploader/pipeline.ts";
 import { anonRssMiB, cpuSeconds, peakRssMiB, threadCpuSeconds } from "../test/support/process.ts";
 import { faultProxy, freePort } from "../test/support/net.ts";
-import { pluginSet, SIZES_MB } from "./plugin-set.ts";
+import { pluginSet, removePublished, SIZES_MB, writePluginSet } from "./plugin-set.ts";
 import { benchUploader, radosgwClock, type S3Target, uploaderRows } from "./uploader.ts";
 
 const run = promisify(execFile);
@@ -175,13 +174,8 @@ try {
 
   // The plugin set, published through the uploader: to a file store and to S3.
   log("publishing the plugin set with the uploader");
-  const tree = path.join(work, "tree");
-  for (const p of plugins) {
-    await mkdir(path.join(tree, p.name, "2.0.0"), { recursive: true });
-    await writeFile(path.join(tree, p.name, "2.0.0", "plugin.wasm"), p.wasm);
-  }
-  listFile = path.join(work, "plugins.list");
-  await writeFile(listFile, plugins.map((p) => `/plugins/${p.name}/2.0.0/plugin.wasm ${createHash("sha256").update(p.wasm).digest("hex")}\n`).join(""));
+  const { tree, list } = await writePluginSet(plugins, work);
+  listFile = list;
   const median = plugins.find((p) => Math.abs(p.wasm.length - 5_000_000) < 100)!.name; // the first of the 5 MB ones
   const publish = async (store: WritableStore) => {
     const started = Date.now();
@@ -197,13 +191,7 @@ try {
   await s3Store.ensureBucket();
   const publishS3Ms = await publish(s3Store);
   cleanups.push(async () => {
-    // An S3 endpoint of memstore keeps every byte in memory: leave it as we found it.
-    for (const o of (await s3Store.list("plugins/")).prefixes) {
-      for (const v of (await s3Store.list(`plugins/${o}/`)).prefixes) {
-        for (const f of (await s3Store.list(`plugins/${o}/${v}/`)).objects) await s3Store.delete(f.key);
-      }
-    }
-    await s3Store.delete("index.json");
+    await removePublished(s3Store);
     await s3Store.close();
   });
   log(`published ${plugins.length} plugins: file store ${publishFileMs} ms, S3 ${publishS3Ms} ms`);

@@ -1,11 +1,10 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { pluginSet } from "../bench/plugin-set.ts";
+import { pluginSet, removePublished, writePluginSet } from "../bench/plugin-set.ts";
 import { FileStore } from "../src/storage/fs.ts";
 import { S3Store } from "../src/storage/s3.ts";
 import type { WritableStore } from "../src/storage/store.ts";
@@ -38,13 +37,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), "burst-"));
   plugins = await pluginSet();
-  tree = path.join(work, "tree");
-  for (const p of plugins) {
-    await mkdir(path.join(tree, p.name, "2.0.0"), { recursive: true });
-    await writeFile(path.join(tree, p.name, "2.0.0", "plugin.wasm"), p.wasm);
-  }
-  list = path.join(work, "plugins.list");
-  await writeFile(list, plugins.map((p) => `/plugins/${p.name}/2.0.0/plugin.wasm ${createHash("sha256").update(p.wasm).digest("hex")}\n`).join(""));
+  ({ tree, list } = await writePluginSet(plugins, work));
 }, 60_000);
 
 afterAll(async () => {
@@ -76,13 +69,7 @@ describe.skipIf(!burst || !s3)("a rollout burst of 20 gateways x 43 plugins (270
       await store.ensureBucket();
       await publish(store);
       cleanups.push(async () => {
-        // radosgw's memstore holds every byte in memory: give the room back to the other suites.
-        for (const name of (await store.list("plugins/")).prefixes) {
-          for (const version of (await store.list(`plugins/${name}/`)).prefixes) {
-            for (const object of (await store.list(`plugins/${name}/${version}/`)).objects) await store.delete(object.key);
-          }
-        }
-        await store.delete("index.json");
+        await removePublished(store); // memstore: give the room back to the other suites
         await store.close();
       });
       env = { STORE: `s3://${bucket}`, ...s3Env(s3!), S3_FORCE_PATH_STYLE: "true", CACHE_DIR: path.join(work, "disk-cache") };

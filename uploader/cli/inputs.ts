@@ -1,3 +1,4 @@
+// The command line's options made into what the library takes: stores, registry access, cluster access.
 import { EnvReader } from "../../src/config/env.ts";
 import { parseStoreLocation, LocationError } from "../../src/storage/location.ts";
 import { openStore } from "../../src/storage/open.ts";
@@ -14,8 +15,6 @@ import { applyMirrors } from "../oci/reference.ts";
 import type { RegistryOptions } from "../sync.ts";
 import type { Values } from "./spec.ts";
 
-/** The command line's options made into what the library takes: stores, registry access, cluster access. */
-
 /** What every cluster command checks against: the cluster reader's options, --server-url and --console-pattern. */
 export function checkInputs(values: Values): Omit<CheckOptions, "store"> {
   return {
@@ -26,7 +25,7 @@ export function checkInputs(values: Values): Omit<CheckOptions, "store"> {
 }
 
 /** --kubeconfig, --context, --namespace, --controller, as the cluster reader takes them. */
-export function clusterOptions(values: Values): ClusterOptions {
+function clusterOptions(values: Values): ClusterOptions {
   const controller = values.controller;
   let parsed: ClusterOptions["controller"];
   if (controller === "none") parsed = false;
@@ -140,7 +139,7 @@ export async function registryOptions(values: Values, env: NodeJS.ProcessEnv, pl
 }
 
 /** The password piped in (`... | plugin-uploader sync --credentials host=user --password-stdin`), without its final newline. */
-export async function readStdin(): Promise<string> {
+async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
@@ -157,6 +156,6 @@ export function seconds(values: Values, flag: "wait-for-lease" | "wait-for-store
   return value;
 }
 
-export function verbose(values: Values): { log?: (line: string) => void } {
+function verbose(values: Values): { log?: (line: string) => void } {
   return values.verbose ? { log: (line) => process.stderr.write(`  ${line}\n`) } : {};
 }

@@ -30,13 +30,10 @@ export function parseCommandLine(argv: readonly string[], version: string, outpu
   for (const name of COMMAND_NAMES as CommandName[]) {
     const spec = COMMANDS[name];
     const command = program
-      .command(name)
-      .summary(spec.summary)
+      .command(name) // inherits the program's output, help option and suggestions
       .description(spec.summary)
       .usage(spec.usage)
-      .helpOption("-h, --help", "this text")
       .addHelpText("after", EPILOG)
-      .configureOutput({ writeOut: output.out, writeErr: output.err, outputError: () => {} })
       .exitOverride((error) => {
         failing = name;
         throw error;
