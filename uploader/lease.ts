@@ -11,10 +11,12 @@ import { UploaderError } from "./errors.ts";
  * small object at the store's root naming its holder and an expiry, renewed while the run goes
  * on, removed at its end. A crashed run's lease lapses by itself.
  *
- * Object stores offer no compare-and-swap everywhere (R2 and radosgw differ), so a lease is
- * taken by writing it, waiting longer than any other writer takes from its read to its write,
- * and reading it back: of two runs that both found the store free, the one whose write landed
- * last sees its own lease, the other sees a stranger's and yields.
+ * A free store is taken with the store's exclusive create where it has one (the file store:
+ * link(2)): of two runs, exactly one creates the lease. Object stores offer no compare-and-swap
+ * everywhere (R2 and radosgw differ), and a lapsed lease must be replaced, not created, so
+ * otherwise a lease is taken by writing it, waiting longer than any other writer takes from its
+ * read to its write, and reading it back: of two runs that both found the store free, the one
+ * whose write landed last sees its own lease, the other sees a stranger's and yields.
  */
 export const LEASE_KEY = "uploader.lease.json";
 
@@ -47,6 +49,9 @@ export class LeaseHeldError extends UploaderError {
     );
   }
 }
+
+/** How often a waiting run looks at the lease again: one small read, so a queue of runs moves on within a second. */
+const POLL_MS = 1_000;
 
 /** A run killed without a word blocks others this long at most (less on its own host, below). */
 const DEFAULT_TTL_MS = 30_000;
@@ -88,10 +93,22 @@ export async function withLease<T>(store: WritableStore, options: LeaseOptions, 
     acquired,
     expires: new Date(Date.now() + ttl).toISOString(),
   });
-  const write = () => store.put(LEASE_KEY, new TextEncoder().encode(`${JSON.stringify(lease())}\n`), { contentType: "application/json" });
+  const body = () => new TextEncoder().encode(`${JSON.stringify(lease())}\n`);
+  const write = () => store.put(LEASE_KEY, body(), { contentType: "application/json" });
   const acquired = new Date().toISOString();
+  let canCreate = store.create !== undefined;
+  let exclusive = canCreate;
+  let reported: string | undefined;
   for (;;) {
     const holder = await current(store);
+    if (!holder && exclusive) {
+      const created = await store.create!(LEASE_KEY, body(), { contentType: "application/json" });
+      if (created === "created") break;
+      // Taken: read whose it is; one we cannot read is replaced the slow way below.
+      exclusive = false;
+      canCreate &&= created === "taken";
+      if (created === "taken") continue;
+    }
     if (!holder || holder.owner === owner || over(holder)) {
       await write();
       await sleep(settle);
@@ -102,8 +119,10 @@ export async function withLease<T>(store: WritableStore, options: LeaseOptions, 
     const other = (await current(store)) ?? holder;
     if (!other) continue;
     if (Date.now() >= deadline) throw new LeaseHeldError(other);
-    options.onWait?.(other);
-    await sleep(Math.min(5_000, Math.max(250, deadline - Date.now())));
+    if (other.owner !== reported) options.onWait?.(other); // once per holder, not once per look
+    reported = other.owner;
+    await sleep(Math.min(POLL_MS, Math.max(50, deadline - Date.now())));
+    exclusive = canCreate;
   }
   // Renewed well before it lapses; a renewal that fails is retried at the next beat.
   const beat = setInterval(() => void write().catch(() => {}), ttl / 4);

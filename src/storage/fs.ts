@@ -1,5 +1,5 @@
 import fs, { type Stats } from "node:fs";
-import { mkdir, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -78,18 +78,47 @@ export class FileStore implements WritableStore {
 
   async put(key: string, data: Uint8Array): Promise<ObjectInfo> {
     const target = this.#path(key);
-    await mkdir(path.dirname(target), { recursive: true });
     // Write beside the target and rename over it: rename is atomic within a file system, so a
     // reader opens either the old file or the complete new one. Dot-names are never listed.
-    const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+    const temporary = await this.#written(key, target, data);
     try {
-      await writeFile(temporary, data, { flush: true });
       await rename(temporary, target);
     } catch (error) {
       await rm(temporary, { force: true });
-      throw unavailable(key, error);
+      throw unavailable(key, error, "write");
     }
     return this.#info(key, await stat(target));
+  }
+
+  async create(key: string, data: Uint8Array): Promise<"created" | "taken" | "unsupported"> {
+    const target = this.#path(key);
+    // link(2) never replaces an existing name (EEXIST), and the file it names is complete
+    // before it has the name: a reader never sees a part of it.
+    const temporary = await this.#written(key, target, data);
+    try {
+      await link(temporary, target);
+      return "created";
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") return "taken";
+      if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS") return "unsupported"; // no hard links here (some FUSE and SMB mounts)
+      throw unavailable(key, error, "write");
+    } finally {
+      await rm(temporary, { force: true });
+    }
+  }
+
+  /** The data in a complete, flushed dot-file beside `target`. */
+  async #written(key: string, target: string, data: Uint8Array): Promise<string> {
+    const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+    try {
+      await mkdir(path.dirname(target), { recursive: true });
+      await writeFile(temporary, data, { flush: true });
+      return temporary;
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw unavailable(key, error, "write");
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -201,8 +230,8 @@ function missing(error: unknown): null {
   throw unavailable("", error);
 }
 
-function unavailable(key: string, error: unknown): StoreUnavailableError {
+function unavailable(key: string, error: unknown, verb: "read" | "write" = "read"): StoreUnavailableError {
   if (error instanceof StoreUnavailableError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? "error";
-  return new StoreUnavailableError(`local store could not read ${key || "an object"} (${code})`, { cause: error });
+  return new StoreUnavailableError(`local store could not ${verb} ${key || "an object"} (${code})`, { cause: error });
 }

@@ -96,6 +96,15 @@ export class PolicyStore implements WritableStore {
     return this.#run(`delete ${key}`, {}, () => this.#writable().delete(key));
   }
 
+  /**
+   * Not idempotent like a PUT: an attempt that timed out may have landed, and its retry then
+   * answers "taken" for our own object. Callers read back what they find (the lease does).
+   */
+  create(key: string, data: Uint8Array, options?: PutOptions): Promise<"created" | "taken" | "unsupported"> {
+    const create = this.#writable().create?.bind(this.#inner);
+    return create ? this.#run(`create ${key}`, {}, () => create(key, data, options)) : Promise.resolve("unsupported");
+  }
+
   close(): Promise<void> {
     return this.#inner.close?.() ?? Promise.resolve();
   }

@@ -31,6 +31,13 @@ export interface WritableStore extends Store {
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<ObjectInfo>;
   /** Removes an object; no error if it is already gone. */
   delete(key: string): Promise<void>;
+  /**
+   * Writes an object only if none is there, as one atomic step: of two racing creators exactly
+   * one gets "created". A backend that cannot promise that (S3-compatible stores before
+   * conditional writes: radosgw Pacific ignores If-None-Match on PUT) leaves it out, or answers
+   * "unsupported" where its file system cannot.
+   */
+  create?(key: string, data: Uint8Array, options?: PutOptions): Promise<"created" | "taken" | "unsupported">;
 }
 
 export interface PutOptions {
