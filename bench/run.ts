@@ -20,13 +20,16 @@ import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
 import { FileStore } from "../src/storage/fs.ts";
 import { S3Store } from "../src/storage/s3.ts";
-import type { WritableStore } from "../src/storage/store.ts";
+import { readBytes, type WritableStore } from "../src/storage/store.ts";
 import { localJobs } from "../uploader/local.ts";
 import { runPipeline } from "../uploader/pipeline.ts";
 import { anonRssMiB, cpuSeconds, peakRssMiB, threadCpuSeconds } from "../test/support/process.ts";
 import { faultProxy, freePort } from "../test/support/net.ts";
 import { pluginSet, removePublished, SIZES_MB, writePluginSet } from "./plugin-set.ts";
 import { benchUploader, radosgwClock, type S3Target, uploaderRows } from "./uploader.ts";
+import { wrk as measure, type Sample } from "./wrk.ts";
+import { benchWorkerCpu, workerCpuRows, workerCpuTable } from "./worker-cpu.ts";
+import { publishVersion } from "../uploader/publish.ts";
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -66,24 +69,9 @@ async function waitFor(url: string) {
   throw new Error(`${url} did not come up`);
 }
 
-interface Sample {
-  readonly rps: number;
-  readonly p99: number;
-  readonly cpu: number;
-}
-
-async function wrk(server: Server, urlPath: string, headers: string[] = []): Promise<Sample> {
-  const before = cpu(server);
-  const args = ["-c", "1", "wrk", "-t1", `-c${CONNECTIONS}`, `-d${DURATION}s`, "--latency", ...headers.flatMap((h) => ["-H", h]), `${server.url}${urlPath}`];
-  const { stdout } = await run("taskset", args, { maxBuffer: 1 << 20 });
-  const m = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
-  if (!m) throw new Error(`wrk output without a 99th percentile:\n${stdout}`);
-  return {
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)![1]),
-    p99: Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2] as "us" | "ms" | "s"],
-    cpu: cpu(server) - before,
-  };
-}
+/** wrk with the bench's connections and duration, counting the server's CPU. */
+const wrk = (server: Server, urlPath: string, headers: string[] = []): Promise<Sample> =>
+  measure(`${server.url}${urlPath}`, { headers, connections: CONNECTIONS, seconds: DURATION, cpu: () => cpu(server) });
 
 interface Burst {
   readonly ms: number;
@@ -131,6 +119,18 @@ function threadDelta(before: Record<string, number>, after: Record<string, numbe
 
 class Done extends Error {}
 
+/** The first of the 5 MB plugins. */
+const isMedian = (p: { wasm: Uint8Array }) => Math.abs(p.wasm.length - 5_000_000) < 100;
+
+/** The files of `<name>/2.0.0` in a store, by key. */
+async function versionObjects(store: FileStore, name: string): Promise<Map<string, Uint8Array>> {
+  const keys = ["plugin.wasm", "plugin.wasm.gz", "metadata.json", "metadata.txt"].map((f) => `plugins/${name}/2.0.0/${f}`);
+  return new Map(await Promise.all(keys.map(async (key) => [key, await readBytes((await store.get(key))!)] as const)));
+}
+
+const workerCpu = async (store: FileStore, median: string) =>
+  benchWorkerCpu({ script: path.join(ROOT, "dist/worker.js"), compatibilityDate: COMPATIBILITY_DATE, objects: await versionObjects(store, median), versionPath: `/plugins/${median}/2.0.0`, seconds: process.env.BENCH_WORKER_SECONDS ?? "4", log });
+
 const work = await mkdtemp(path.join(tmpdir(), "plugin-bench-"));
 await chmod(work, 0o755); // nginx workers run as an unprivileged user
 const children: ChildProcess[] = [];
@@ -150,6 +150,16 @@ try {
   await run(process.execPath, [path.join(ROOT, "scripts/build.mjs")]);
   burstBinary = path.join(work, "burst");
   await run("go", ["build", "-o", burstBinary, "."], { cwd: path.join(ROOT, "bench/burst"), env: { ...process.env, GO111MODULE: "off", GOCACHE: path.join(work, "gocache") } });
+
+  // BENCH_ONLY=worker: the worker's CPU per request alone, on the median plugin.
+  if (process.env.BENCH_ONLY === "worker") {
+    const median = (await pluginSet()).find(isMedian)!;
+    const store = new FileStore(path.join(work, "store"));
+    await publishVersion(store, { name: median.name, version: "2.0.0", wasm: median.wasm, extras: new Map(), source: "bench" });
+    const cases = await workerCpu(store, median.name);
+    console.log(`${workerCpuRows(cases).map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n")}\n\n${workerCpuTable(cases)}`);
+    throw new Done();
+  }
 
   let s3: S3Target;
   if (process.env.BENCH_S3_ENDPOINT) {
@@ -176,7 +186,7 @@ try {
   log("publishing the plugin set with the uploader");
   const { tree, list } = await writePluginSet(plugins, work);
   listFile = list;
-  const median = plugins.find((p) => Math.abs(p.wasm.length - 5_000_000) < 100)!.name; // the first of the 5 MB ones
+  const median = plugins.find(isMedian)!.name;
   const publish = async (store: WritableStore) => {
     const started = Date.now();
     const report = await runPipeline(store, await localJobs(tree), new Map(), { concurrency: 4 });
@@ -310,11 +320,7 @@ http {
   const workerUrl = (await mf.ready).toString().replace(/\/$/, "");
   const r2 = (await mf.getR2Bucket("PLUGINS")) as unknown as { put(key: string, value: ArrayBuffer): Promise<unknown> };
   const fileStore = new FileStore(fileStoreDir);
-  for (const f of ["plugin.wasm", "plugin.wasm.gz", "metadata.json", "metadata.txt"]) {
-    const object = await fileStore.get(`plugins/${median}/2.0.0/${f}`);
-    const bytes = object!.bytes ?? new Uint8Array(await new Response(object!.body).arrayBuffer());
-    await r2.put(`plugins/${median}/2.0.0/${f}`, bytes.slice().buffer as ArrayBuffer);
-  }
+  for (const [key, bytes] of await versionObjects(fileStore, median)) await r2.put(key, bytes.slice().buffer as ArrayBuffer);
   const workerd = (await run("pgrep", ["-P", String(process.pid), "workerd"]).catch(() => ({ stdout: "" }))).stdout.trim().split("\n").map(Number).filter(Boolean);
   for (const pid of workerd) spawnSync("taskset", ["-a", "-p", "-c", "0", String(pid)], { stdio: "ignore" });
   const worker: Server = { name: "worker (workerd, local R2)", url: workerUrl, pids: () => workerd };
@@ -326,6 +332,8 @@ http {
     "median plugin, identity, edge cache": await wrk(worker, medianPath),
   };
   log(`${worker.name}: ${JSON.stringify(steady[worker.name])}`);
+  await mf.dispose();
+  const workerCases = await workerCpu(fileStore, median);
 
   // The table of targets (ours / nginx serving the same tree, this run).
   const ref = reference.name;
@@ -366,6 +374,7 @@ http {
     true,
   );
 
+  for (const r of workerCpuRows(workerCases)) row(...r);
   if (uploader) for (const r of uploaderRows(uploader)) row(...r);
 
   const totalMb = SIZES_MB.reduce((a, b) => a + b, 0);
@@ -384,10 +393,11 @@ http {
     const cell = (k: string) => (t[k] ? `${f(t[k]!.rps, 0)} / ${f(t[k]!.p99, 1)} / ${f(t[k]!.cpu, 1)}` : "-");
     console.log(`| ${name} | ${cell("median plugin, gzip")} | ${cell("median plugin, identity")} | ${cell("metadata.txt")} | ${cell("304")} | ${cell("404")} |`);
   }
+  console.log(`\nThe worker's CPU per request on workerd (Miniflare, local R2 and cache; see bench/worker-cpu.ts):\n\n${workerCpuTable(workerCases)}`);
   await mkdir(path.join(ROOT, "reports"), { recursive: true });
   await writeFile(
     path.join(ROOT, "reports/bench.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, uploader, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, steady, targets: rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, uploader, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, steady, worker: workerCases, targets: rows }, null, 2)}\n`,
   );
   const errors = [coldPassOurs, coldPassNginx, coldBurst, ...Object.values(bursts).flatMap((b) => [b.gzip, b.identity])].filter((b) => b.errors > 0);
   if (errors.length > 0) {

@@ -44,6 +44,8 @@ describe("edge cache (workerd + R2)", () => {
     expect(secondGzip.headers["x-edge-cache"]).toBe("hit");
     expect(secondGzip.headers["cache-tag"]).toBe("plugin:big,plugin:big@2.0.0");
     expect(secondGzip.headers["content-encoding"]).toBe("gzip");
+    expect(secondGzip.headers["content-length"]).toBe(String(BIG_GZIP.byteLength)); // as on the miss: not re-encoded on the way
+    expect(secondGzip.headers["x-edge-stored-encoding"]).toBeUndefined();
     expect(Buffer.compare(secondGzip.body, Buffer.from(BIG_GZIP))).toBe(0);
     expect(Buffer.compare(gunzipSync(secondGzip.body), Buffer.from(BIG))).toBe(0);
 
