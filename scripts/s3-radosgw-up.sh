@@ -56,8 +56,9 @@ ceph-osd -i "$ID" --mkfs 2>/dev/null
 retry ceph --connect-timeout 10 osd crush add-bucket node1 host >/dev/null 2>&1
 retry ceph --connect-timeout 10 osd crush move node1 root=default >/dev/null 2>&1
 retry ceph --connect-timeout 10 osd crush add "osd.$ID" 1.0 host=node1 >/dev/null 2>&1
-ceph-osd -i "$ID" 2>/dev/null
-radosgw -n client.rgw
+# The OSD's first start fails now and then (exit 250) on a machine where another cluster just stopped: start it again.
+retry ceph-osd -i "$ID" 2>/dev/null
+retry radosgw -n client.rgw
 retry radosgw-admin user create --uid=tester --display-name=Tester --access-key="$AK" --secret="$SK" >/dev/null
 for i in $(seq 1 600); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/" || { echo "radosgw does not answer on $PORT; logs in $C/log" >&2; exit 1; }
