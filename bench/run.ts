@@ -28,7 +28,7 @@ import { faultProxy, freePort } from "../test/support/net.ts";
 import { pluginSet, removePublished, SIZES_MB, writePluginSet } from "./plugin-set.ts";
 import { benchUploader, radosgwClock, type S3Target, uploaderRows } from "./uploader.ts";
 import { wrk as measure, type Sample } from "./wrk.ts";
-import { benchWorkerCpu, workerCpuRows, workerCpuTable } from "./worker-cpu.ts";
+import { benchWorkerCpu, pinNewWorkerd, workerCpuRows, workerCpuTable } from "./worker-cpu.ts";
 import { publishVersion } from "../uploader/publish.ts";
 
 const run = promisify(execFile);
@@ -119,6 +119,9 @@ function threadDelta(before: Record<string, number>, after: Record<string, numbe
 
 class Done extends Error {}
 
+/** Target rows of a quick round (BENCH_ONLY) as the table's Markdown lines. */
+const markdownRows = (rows: readonly [string, string, string, boolean][]) => rows.map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n");
+
 /** The first of the 5 MB plugins. */
 const isMedian = (p: { wasm: Uint8Array }) => Math.abs(p.wasm.length - 5_000_000) < 100;
 
@@ -157,7 +160,7 @@ try {
     const store = new FileStore(path.join(work, "store"));
     await publishVersion(store, { name: median.name, version: "2.0.0", wasm: median.wasm, extras: new Map(), source: "bench" });
     const cases = await workerCpu(store, median.name);
-    console.log(`${workerCpuRows(cases).map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n")}\n\n${workerCpuTable(cases)}`);
+    console.log(`${markdownRows(workerCpuRows(cases))}\n\n${workerCpuTable(cases)}`);
     throw new Done();
   }
 
@@ -178,7 +181,7 @@ try {
   const plugins = await pluginSet();
   const uploader = only === "bursts" || only === "cold" ? undefined : await benchUploader(work, plugins, s3, log);
   if (uploader && only === "uploader") {
-    console.log(uploaderRows(uploader).map((r) => `| ${r.slice(0, 3).join(" | ")} | ${r[3] ? "met" : "**missed**"} |`).join("\n"));
+    console.log(markdownRows(uploaderRows(uploader)));
     throw new Done();
   }
 
@@ -321,8 +324,7 @@ http {
   const r2 = (await mf.getR2Bucket("PLUGINS")) as unknown as { put(key: string, value: ArrayBuffer): Promise<unknown> };
   const fileStore = new FileStore(fileStoreDir);
   for (const [key, bytes] of await versionObjects(fileStore, median)) await r2.put(key, bytes.slice().buffer as ArrayBuffer);
-  const workerd = (await run("pgrep", ["-P", String(process.pid), "workerd"]).catch(() => ({ stdout: "" }))).stdout.trim().split("\n").map(Number).filter(Boolean);
-  for (const pid of workerd) spawnSync("taskset", ["-a", "-p", "-c", "0", String(pid)], { stdio: "ignore" });
+  const workerd = pinNewWorkerd();
   const worker: Server = { name: "worker (workerd, local R2)", url: workerUrl, pids: () => workerd };
   const fromR2 = 'If-None-Match: "bench-matches-nothing"';
   steady[worker.name] = {

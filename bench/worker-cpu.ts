@@ -85,8 +85,7 @@ async function onMiniflare(options: Parameters<typeof benchWorkerCpu>[0], worker
       const r2 = (await mf.getR2Bucket("PLUGINS")) as unknown as { put(key: string, value: ArrayBuffer): Promise<unknown> };
       for (const [key, bytes] of options.objects) await r2.put(key, bytes.slice().buffer as ArrayBuffer);
     }
-    const pids = workerdPids().filter((pid) => !before.has(pid));
-    for (const pid of pids) spawnSync("taskset", ["-a", "-p", "-c", "0", String(pid)], { stdio: "ignore" });
+    const pids = pinNewWorkerd(before);
     const cpu = () => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
     const results: WorkerCase[] = [];
     for (const c of cases) {
@@ -116,6 +115,13 @@ async function onMiniflare(options: Parameters<typeof benchWorkerCpu>[0], worker
   } finally {
     await mf.dispose();
   }
+}
+
+/** The workerd processes Miniflare started since `before`, every thread pinned to the servers' core. */
+export function pinNewWorkerd(before: ReadonlySet<number> = new Set()): number[] {
+  const pids = workerdPids().filter((pid) => !before.has(pid));
+  for (const pid of pids) spawnSync("taskset", ["-a", "-p", "-c", "0", String(pid)], { stdio: "ignore" });
+  return pids;
 }
 
 const workerdPids = () => {
