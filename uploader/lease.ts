@@ -94,7 +94,8 @@ export async function withLease<T>(store: WritableStore, options: LeaseOptions, 
     expires: new Date(Date.now() + ttl).toISOString(),
   });
   const body = () => new TextEncoder().encode(`${JSON.stringify(lease())}\n`);
-  const write = () => store.put(LEASE_KEY, body(), { contentType: "application/json" });
+  const json = { contentType: "application/json" };
+  const write = () => store.put(LEASE_KEY, body(), json);
   const acquired = new Date().toISOString();
   let canCreate = store.create !== undefined;
   let exclusive = canCreate;
@@ -102,7 +103,7 @@ export async function withLease<T>(store: WritableStore, options: LeaseOptions, 
   for (;;) {
     const holder = await current(store);
     if (!holder && exclusive) {
-      const created = await store.create!(LEASE_KEY, body(), { contentType: "application/json" });
+      const created = await store.create!(LEASE_KEY, body(), json);
       if (created === "created") break;
       // Taken: read whose it is; one we cannot read is replaced the slow way below.
       exclusive = false;
