@@ -29,6 +29,7 @@ import { pluginSet, removePublished, SIZES_MB, writePluginSet } from "./plugin-s
 import { benchUploader, radosgwClock, type S3Target, uploaderRows } from "./uploader.ts";
 import { wrk as measure, type Sample } from "./wrk.ts";
 import { benchWorkerCpu, pinNewWorkerd, workerCpuRows, workerCpuTable } from "./worker-cpu.ts";
+import { ceilingTable, identityCeiling } from "./identity-ceiling.ts";
 import { publishVersion } from "../uploader/publish.ts";
 
 const run = promisify(execFile);
@@ -179,7 +180,7 @@ try {
   // BENCH_ONLY=bursts: no uploader, no wrk; =cold: the cold S3 passes alone; =uploader: the uploader alone (quick rounds).
   const only = process.env.BENCH_ONLY;
   const plugins = await pluginSet();
-  const uploader = only === "bursts" || only === "cold" ? undefined : await benchUploader(work, plugins, s3, log);
+  const uploader = only === "bursts" || only === "cold" || only === "ceiling" ? undefined : await benchUploader(work, plugins, s3, log);
   if (uploader && only === "uploader") {
     console.log(markdownRows(uploaderRows(uploader)));
     throw new Done();
@@ -263,6 +264,26 @@ http {
   const file = await ours("ours, file store", { STORE: `file:${fileStoreDir}` });
   // The self-contained image's own settings (Dockerfile), in Higress's pod template: 256Mi at most.
   const slot = await ours("ours, self-contained image (CACHE_MAX_MB=32)", { STORE: `file:${fileStoreDir}`, CACHE_MAX_MB: "32" });
+
+  // The identity ceiling: a bare Node server sending the same files three ways, sendfile(2) among them.
+  let ceiling: Awaited<ReturnType<typeof identityCeiling>> | undefined;
+  if (!only || only === "ceiling") {
+    log("identity ceiling");
+    const bare = async (name: string, script: string, env: Record<string, string>): Promise<Server> => {
+      const port = await freePort();
+      const child = pinned(process.execPath, [script], { PORT: String(port), ...env });
+      const url = `http://127.0.0.1:${port}`;
+      await waitFor(`${url}/`);
+      return { name, url, pids: () => [child.pid!] };
+    };
+    const allInMemory = await ours("ours, file store, CACHE_MAX_MB=512 (the whole set in memory)", { STORE: `file:${fileStoreDir}`, CACHE_MAX_MB: "512" });
+    ceiling = await identityCeiling({ root: fileStoreDir, start: bare, burst: (s) => burst(s, true), alongside: [reference, file, allInMemory], log });
+    allInMemory.child.kill("SIGINT");
+    if (only === "ceiling") {
+      console.log(ceilingTable(ceiling, reference.name));
+      throw new Done();
+    }
+  }
   const proxy = await faultProxy(s3.endpoint); // counts the S3 requests our server makes
   cleanups.push(() => proxy.close());
   const s3Env = { STORE: `s3://${bucket}`, S3_ENDPOINT: proxy.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
@@ -395,11 +416,12 @@ http {
     const cell = (k: string) => (t[k] ? `${f(t[k]!.rps, 0)} / ${f(t[k]!.p99, 1)} / ${f(t[k]!.cpu, 1)}` : "-");
     console.log(`| ${name} | ${cell("median plugin, gzip")} | ${cell("median plugin, identity")} | ${cell("metadata.txt")} | ${cell("304")} | ${cell("404")} |`);
   }
+  if (ceiling) console.log(`\nThe identity ceiling (one identity burst each, after a warm-up; see bench/identity-ceiling.ts):\n\n${ceilingTable(ceiling, ref)}`);
   console.log(`\nThe worker's CPU per request on workerd (Miniflare, local R2 and cache; see bench/worker-cpu.ts):\n\n${workerCpuTable(workerCases)}`);
   await mkdir(path.join(ROOT, "reports"), { recursive: true });
   await writeFile(
     path.join(ROOT, "reports/bench.json"),
-    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, uploader, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, steady, worker: workerCases, targets: rows }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, plugins: { count: plugins.length, totalMb, median }, publish: { fileMs: publishFileMs, s3Ms: publishS3Ms }, uploader, coldPass: { ours: coldPassOurs, nginx: coldPassNginx }, coldBurst, coldGets, bursts, ceiling, steady, worker: workerCases, targets: rows }, null, 2)}\n`,
   );
   const errors = [coldPassOurs, coldPassNginx, coldBurst, ...Object.values(bursts).flatMap((b) => [b.gzip, b.identity])].filter((b) => b.errors > 0);
   if (errors.length > 0) {

@@ -3,6 +3,7 @@
 // worker bundle would contain the AWS SDK or any Node built-in.
 import { readFileSync, rmSync } from "node:fs";
 import { build } from "esbuild";
+import { buildNative } from "./build-native.mjs";
 
 // One version for the package, the image and the chart: printed by `plugin-uploader --version` and the server's start line.
 const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
@@ -64,3 +65,7 @@ if (forbidden.length > 0) {
   console.error(`the worker bundle must not contain these:\n  ${forbidden.join("\n  ")}`);
   process.exitCode = 1;
 }
+
+// The sendfile(2) addon: optional (the server copies bytes without it), so a machine without a C compiler still builds.
+const native = buildNative();
+if (native.skipped) console.warn(`dist/sendfile.node not built (${native.skipped}): the server will copy file bytes instead of sendfile(2)`);

@@ -15,6 +15,7 @@ import { requestListener } from "./node/listener.ts";
 import { keepRequestsYoung, ownMemorySettings } from "./node/memory.ts";
 import { serverMetrics } from "./node/metrics.ts";
 import { nodeSender } from "./node/send.ts";
+import { loadSendfile, type Sendfile } from "./node/sendfile.ts";
 import { storeStack, type StoreStack } from "./node/store-stack.ts";
 import { LocationError } from "./storage/location.ts";
 import { openStore } from "./storage/open.ts";
@@ -59,6 +60,17 @@ function configuration(compare: ReturnType<typeof threadedCompare>): ServerConfi
   }
 }
 
+/** sendfile as SENDFILE asks, or undefined with the reason printed (exit 1) when it is required and missing. */
+function kernelSender(config: ServerConfig): Sendfile | undefined {
+  try {
+    return loadSendfile(config.sendfile);
+  } catch (error) {
+    console.error(`invalid configuration:\n  - ${(error as Error).message}`);
+    process.exitCode = 1;
+    return undefined;
+  }
+}
+
 async function backendOf(location: NonNullable<ServerConfig["store"]>, config: ServerConfig): Promise<Store | undefined> {
   try {
     return await openStore(location, { ...config.s3, timeoutMs: config.storePolicy.stallMs });
@@ -92,7 +104,9 @@ async function main(): Promise<void> {
         clusterCheck: () => loadClusterView(stack!.store),
       })
     : undefined;
-  stack = storeStack(backend, location, config, () => metrics);
+  const sendfile = kernelSender(config);
+  if (!sendfile) return;
+  stack = storeStack(backend, location, config, () => metrics, sendfile.send !== undefined);
   const { store } = stack;
 
   const logError = errorLog(config.logFormat, () => traces.getStore()?.id);
@@ -113,7 +127,7 @@ async function main(): Promise<void> {
     serveFile,
     probe: createHealthHandler(ready.ready, logError),
     fetch: app.fetch,
-    send: nodeSender({ streamBudget: config.streamBudget }),
+    send: nodeSender({ streamBudget: config.streamBudget, sendfile: sendfile.send }),
     started: () => metrics?.started(),
     finished: (exchange) => {
       log(exchange);
@@ -127,7 +141,7 @@ async function main(): Promise<void> {
     listener,
     metrics,
     readiness: ready,
-    summary: `serving ${store.description} (higress-plugin-server ${VERSION}, Node ${process.versions.node}; ${tuning.summary})`,
+    summary: `serving ${store.description} (higress-plugin-server ${VERSION}, Node ${process.versions.node}; ${tuning.summary}; ${sendfile.summary})`,
     close: () => Promise.all([store.close?.(), bcrypt.close()]),
   });
   // Readiness is reported by /readyz; at start only say it, since the store (MinIO in the same

@@ -2,6 +2,7 @@ import type { AuthenticatorOptions } from "../access/authenticator.ts";
 import { accessSettings, type AccessSettings, type Source } from "../access/settings.ts";
 import { EnvReader, type Env, type S3Settings } from "../config/env.ts";
 import type { StoreLocation } from "../storage/location.ts";
+import type { SendfileMode } from "./sendfile.ts";
 import { cacheControlProblems, DEFAULT_ALIAS_CACHE_CONTROL, DEFAULT_CACHE_CONTROL } from "../app.ts";
 
 /** Server configuration from environment variables, validated up front with messages that name the variable. */
@@ -23,6 +24,8 @@ export interface ServerConfig {
   readonly diskCache: { readonly dir: string; readonly maxBytes: number } | undefined;
   /** Bytes all streaming downloads may hold in memory at once. */
   readonly streamBudget: number;
+  /** sendfile(2) for plugin files on disk: auto (when the addon was built), on (required), off. */
+  readonly sendfile: SendfileMode;
   readonly storePolicy: { readonly timeoutMs: number; readonly stallMs: number; readonly retries: number };
   /** Prometheus metrics: off, on the main port (port undefined), or on a port of their own. */
   readonly metrics: { readonly enabled: boolean; readonly port: number | undefined };
@@ -46,6 +49,8 @@ export function loadConfig(env: Env, auth: AuthenticatorOptions = {}): ServerCon
   const logFormat = read.get("LOG_FORMAT") ?? "text";
   if (logFormat !== "text" && logFormat !== "json") read.problems.push(`LOG_FORMAT=${logFormat} must be text or json`);
   const cacheDir = read.get("CACHE_DIR");
+  const sendfile = read.get("SENDFILE") ?? "auto";
+  if (sendfile !== "auto" && sendfile !== "on" && sendfile !== "off") read.problems.push(`SENDFILE=${sendfile} must be auto, on or off`);
   const timeoutMs = read.integer("STORE_TIMEOUT_MS", 5_000, 100, 600_000);
   const config: ServerConfig = {
     port: read.integer("PORT", 8080, 0, 65535),
@@ -66,6 +71,7 @@ export function loadConfig(env: Env, auth: AuthenticatorOptions = {}): ServerCon
         ? undefined
         : { dir: cacheDir, maxBytes: read.integer("CACHE_DIR_MAX_MB", 2048, 16, 16 * 1024 * 1024) * 1024 * 1024 },
     streamBudget: read.integer("STREAM_BUFFER_MB", 16, 1, 4096) * 1024 * 1024,
+    sendfile: sendfile === "on" || sendfile === "off" ? sendfile : "auto",
     storePolicy: {
       timeoutMs,
       stallMs: read.integer("STORE_STALL_TIMEOUT_MS", Math.max(timeoutMs, 10_000), 100, 600_000),

@@ -3,17 +3,21 @@ import { pipeline, Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { isReader, type Reply } from "../http/reply.ts";
 import type { ChunkReader } from "../storage/store.ts";
+import type { KernelSend } from "./sendfile.ts";
 
 /**
  * Sends plugin files the cheap way on Node:
  * - bytes in memory (the cache's shared buffer) go to the socket in one write, with no copy per
  *   connection, however many connections send the same buffer;
- * - a chunk reader (a file, the disk cache, an S3 body) is pulled one chunk per drained socket, so
- *   a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
+ * - a file (the file store, a disk copy) goes to the kernel with sendfile(2) where it can: no
+ *   bytes in user space at all;
+ * - any other chunk reader (an S3 body, a disk copy still arriving) is pulled one chunk per drained
+ *   socket, so a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
  */
 export interface NodeSenderOptions {
   /** Bytes all streaming responses may hold at once in user space. */
   readonly streamBudget: number;
+  readonly sendfile?: KernelSend | undefined;
   readonly maxChunk?: number;
   readonly minChunk?: number;
 }
@@ -94,9 +98,16 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
       });
     }
     if (isReader(body)) {
+      res.writeHead(status, headers);
+      const kernel = body.file && options.sendfile;
+      const finished = (error?: Error) => {
+        body.close();
+        if (error) res.destroy(); // the client sees a short transfer (Content-Length was sent) and retries
+        else res.end();
+      };
+      if (kernel && kernel(res, body.file!, (bytes) => void (sent.bytes += bytes), finished)) return;
       // A reader that sends more than Content-Length must fail the response, never desync the connection.
       res.strictContentLength = true;
-      res.writeHead(status, headers);
       void pump(body, res, sent);
     } else if (body instanceof ReadableStream) {
       res.writeHead(status, headers);

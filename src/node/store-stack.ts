@@ -5,11 +5,14 @@ import { DiskCache } from "../storage/disk-cache.ts";
 import type { StoreLocation } from "../storage/location.ts";
 import { ObservedStore } from "../storage/observed.ts";
 import { PolicyStore } from "../storage/policy.ts";
-import type { Store } from "../storage/store.ts";
+import type { ObjectInfo, Store } from "../storage/store.ts";
 import type { ServerConfig } from "./config.ts";
 import { traces } from "./exchange.ts";
 import { collectEarly } from "./memory.ts";
 import type { ServerMetrics } from "./metrics.ts";
+
+/** Objects this large and larger are the disk cache's (S3), and with sendfile never held in memory. */
+export const ON_DISK_FROM = 1024 * 1024;
 
 /** The layers over the backend, and the two the rest of the server needs by name. */
 export interface StoreStack {
@@ -24,9 +27,11 @@ export interface StoreStack {
 /**
  * Layers, innermost first: the backend, observed (metrics, and the request's trace); deadlines,
  * retries and the breaker; disk copies of large objects (remote stores only: a file store is a
- * disk already); the memory cache.
+ * disk already); the memory cache. With sendfile (`kernelSends`), objects from `ON_DISK_FROM` up
+ * stay out of memory when a disk is below: the kernel sends them from the page cache, which costs
+ * less CPU than sending the cache's buffer (one copy each) and no memory of ours.
  */
-export function storeStack(backend: Store, location: StoreLocation, config: ServerConfig, metrics: () => ServerMetrics | undefined): StoreStack {
+export function storeStack(backend: Store, location: StoreLocation, config: ServerConfig, metrics: () => ServerMetrics | undefined, kernelSends = false): StoreStack {
   const observed = new ObservedStore(backend, (operation, outcome, seconds) => {
     metrics()?.store(operation, outcome, seconds);
     const trace = traces.getStore();
@@ -43,8 +48,11 @@ export function storeStack(backend: Store, location: StoreLocation, config: Serv
   };
   let store: Store = policy;
   const diskDir = config.diskCache?.dir ?? (location.kind === "s3" ? path.join(tmpdir(), "higress-plugin-server-cache") : undefined);
+  let onDisk = () => location.kind === "file";
   if (location.kind === "s3" && diskDir && config.cache.ttlSeconds > 0) {
-    store = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, ttlMs: config.cache.ttlSeconds * 1000, onLookup: lookup });
+    const disk = new DiskCache(store, { dir: diskDir, maxBytes: config.diskCache?.maxBytes ?? 2048 * 1024 * 1024, minObjectBytes: ON_DISK_FROM, ttlMs: config.cache.ttlSeconds * 1000, onLookup: lookup });
+    onDisk = () => disk.usable;
+    store = disk;
   }
   let memory: CachedStore | undefined;
   if (config.cache.ttlSeconds > 0) {
@@ -52,6 +60,7 @@ export function storeStack(backend: Store, location: StoreLocation, config: Serv
     store = memory = new CachedStore(store, {
       ttlMs: config.cache.ttlSeconds * 1000,
       maxBytes: config.cache.maxBytes,
+      ...(kernelSends ? { holds: (info: ObjectInfo) => info.size < ON_DISK_FROM || !onDisk() } : {}),
       onLookup: lookup,
       onEvict: () => metrics()?.evicted(),
       ...(onDrop ? { onDrop } : {}),

@@ -26,6 +26,8 @@ export interface CacheOptions {
   readonly maxBytes?: number;
   /** Larger objects are never held in memory. */
   readonly maxObjectBytes?: number;
+  /** Objects this says no to are not held either: the layer below sends them better (a file the kernel sends). */
+  readonly holds?: (info: ObjectInfo) => boolean;
   readonly ttlMs?: number;
   readonly missTtlMs?: number;
   readonly listTtlMs?: number;
@@ -43,7 +45,7 @@ export interface CacheOptions {
 
 /**
  * hit: from memory (or a remembered miss); miss: this read loaded it; shared: it waited for
- * another request's load; bypass: too large for memory, read from the layer below.
+ * another request's load; bypass: not for memory (too large, or a file the kernel sends), read from the layer below.
  */
 export type CacheOutcome = "hit" | "miss" | "shared" | "bypass" | "disk";
 
@@ -63,7 +65,7 @@ export class CachedStore implements Store {
   readonly #facts: StoreFacts;
   readonly #loading = new SingleFlight<Loaded>();
   readonly #checking = new SingleFlight<Held | undefined>();
-  readonly #maxObjectBytes: number;
+  readonly #holds: (info: ObjectInfo) => boolean;
   readonly #ttl: number;
   readonly #now: () => number;
   readonly #onLookup: (outcome: CacheOutcome) => void;
@@ -71,7 +73,9 @@ export class CachedStore implements Store {
   constructor(inner: Store, options: CacheOptions = {}) {
     this.#inner = inner;
     const maxBytes = options.maxBytes ?? DEFAULT_CACHE_BYTES;
-    this.#maxObjectBytes = Math.min(options.maxObjectBytes ?? 32 * 1024 * 1024, Math.floor(maxBytes / 2));
+    const maxObjectBytes = Math.min(options.maxObjectBytes ?? 32 * 1024 * 1024, Math.floor(maxBytes / 2));
+    const holds = options.holds;
+    this.#holds = holds ? (info) => info.size <= maxObjectBytes && holds(info) : (info) => info.size <= maxObjectBytes;
     this.#ttl = options.ttlMs ?? 30_000;
     this.#now = options.now ?? Date.now;
     this.#onLookup = options.onLookup ?? (() => {});
@@ -123,7 +127,7 @@ export class CachedStore implements Store {
       this.#onLookup("hit");
       return null;
     }
-    if (fact?.info && fact.info.size > this.#maxObjectBytes) {
+    if (fact?.info && !this.#holds(fact.info)) {
       this.#onLookup("bypass");
       return this.#inner.get(key, options);
     }
@@ -200,7 +204,7 @@ export class CachedStore implements Store {
       return { kind: "missing" };
     }
     this.#facts.remember(key, object.info);
-    const held = object.info.size > this.#maxObjectBytes ? undefined : this.#held.hold(key, object, this.#now());
+    const held = this.#holds(object.info) ? this.#held.hold(key, object, this.#now()) : undefined;
     return held ? { kind: "held", held } : { kind: "direct", object, taken: false };
   }
 }

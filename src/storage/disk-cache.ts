@@ -63,6 +63,8 @@ export class DiskCache implements Store {
   #ready: Promise<boolean> | undefined;
   /** Downloads from the store, for tests and the benchmark. */
   fills = 0;
+  /** False once the directory turned out unusable (objects then pass through). */
+  usable = true;
 
   constructor(inner: Store, options: DiskCacheOptions) {
     this.#inner = inner;
@@ -91,6 +93,7 @@ export class DiskCache implements Store {
         await mkdir(this.#tmp, { recursive: true });
         return true;
       } catch (error) {
+        this.usable = false;
         console.error(`warning: disk cache ${path.dirname(this.#objects)} is not usable, large objects are read from the store per request: ${(error as Error).message}`);
         return false;
       }

@@ -194,6 +194,7 @@ export function fdReader(fd: number, start: number, length: number, onClose?: ()
     fs.close(fd, () => onClose?.());
   };
   return {
+    file: { fd, start, length },
     async read(max, into) {
       if (closed) throw new Error("read after close");
       const wanted = Math.min(max, end - position, into?.length ?? Infinity);

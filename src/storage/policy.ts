@@ -197,6 +197,8 @@ export class PolicyStore implements WritableStore {
       source.close();
     };
     const reader: ChunkReader = {
+      // A file the kernel sends is read by no call of ours: nothing to time (a local disk).
+      ...(source.file ? { file: source.file } : {}),
       read: (max, into) =>
         new Promise<Uint8Array | null>((resolve, reject) => {
           fail = reject;

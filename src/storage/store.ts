@@ -81,6 +81,13 @@ export interface StoredObject {
   release?(): void;
 }
 
+/** A range of an open file, by descriptor. */
+export interface FileRange {
+  readonly fd: number;
+  readonly start: number;
+  readonly length: number;
+}
+
 export interface ChunkReader {
   /**
    * Up to `max` next bytes; `null` at the end. A reader may fill `into` (at least `max` bytes) and
@@ -89,6 +96,11 @@ export interface ChunkReader {
   read(max: number, into?: Uint8Array): Promise<Uint8Array | null>;
   /** Chunks are views of memory the reader holds anyway (a cached buffer): a caller needs no buffer for them. */
   readonly views?: boolean;
+  /**
+   * The bytes are this range of an open, complete file: a sender may have the kernel send them
+   * (sendfile) instead of reading them. Either that or read(), never both; close() still closes it.
+   */
+  readonly file?: FileRange;
   /** Idempotent; also called after the last chunk. */
   close(): void;
 }
