@@ -14,11 +14,16 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: "prepare" would build before the sources are copied; esbuild still needs its own install step.
 RUN npm ci --no-audit --no-fund --ignore-scripts && npm rebuild esbuild
+# A C compiler for the sendfile(2) addon (dist/sendfile.node; the node image has Node-API's headers).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 COPY tsconfig.json ./
-COPY scripts/build.mjs scripts/
+COPY scripts/build.mjs scripts/build-native.mjs scripts/
 COPY src src
 COPY uploader uploader
-RUN node scripts/build.mjs
+# An image without the addon would copy every byte it sends: the build fails instead.
+RUN node scripts/build.mjs && test -f dist/sendfile.node
 
 # --- runtime: STORE names a directory or a bucket; unset, the embedded examples ---
 FROM node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d AS runtime

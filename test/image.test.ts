@@ -152,6 +152,8 @@ describe("Dockerfile", () => {
     expect(value("EXPOSE")).toEqual(["8080"]);
     expect(value("HEALTHCHECK")[0]).toContain("curl -sf http://127.0.0.1:8080/");
     expect(value("RUN").some((r) => /apt-get install .*curl .*tini/.test(r))).toBe(true);
+    // The build stage compiles the sendfile(2) addon: a compiler and the C library's headers.
+    expect(value("RUN").some((r) => /apt-get install .*gcc .*libc6-dev/.test(r))).toBe(true);
     expect(value("ENTRYPOINT")).toEqual(['["/usr/bin/tini", "--"]']);
     expect(value("CMD")).toEqual(['["node", "dist/node.js"]']);
     expect(value("ENV").join(" ")).toContain("NODE_ENV=production");
@@ -174,6 +176,7 @@ describe("Dockerfile", () => {
 
     const server = await startNode("image", { ...image.env, PORT: "0", HOST: "127.0.0.1" }, image.dir);
     try {
+      expect(server.output()).toMatch(/; sendfile: on\)/);
       expect((await request(`${server.url}/`)).status).toBe(200);
       await expectServesExamples(server.url);
     } finally {

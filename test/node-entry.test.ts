@@ -143,7 +143,7 @@ describe("memory settings", () => {
     const facts = await processFacts(server.process.pid!);
     expect(facts.environ).toContain("MALLOC_MMAP_THRESHOLD_=65536");
     expect(facts.cmdline).toContain("--max-semi-space-size=16");
-    expect(server.output()).toMatch(/listening on .*; memory: --max-semi-space-size=16, MALLOC_MMAP_THRESHOLD_=65536\)/);
+    expect(server.output()).toMatch(/listening on .*; memory: --max-semi-space-size=16, MALLOC_MMAP_THRESHOLD_=65536; sendfile: on\)/);
     expect((await request(`${server.url}/plugins/big/2.0.0/plugin.wasm`, { headers: { "Accept-Encoding": "identity" } })).body.length).toBe(BIG.length);
   });
 
@@ -152,7 +152,7 @@ describe("memory settings", () => {
     const facts = await processFacts(server.process.pid!);
     expect(facts.environ).toContain("MALLOC_MMAP_THRESHOLD_=131072");
     expect(facts.cmdline).not.toContain("--max-semi-space-size=16");
-    expect(server.output()).toContain("memory: --max-semi-space-size=8, MALLOC_MMAP_THRESHOLD_=131072)");
+    expect(server.output()).toContain("memory: --max-semi-space-size=8, MALLOC_MMAP_THRESHOLD_=131072; sendfile: on)");
   });
 });
 

@@ -46,7 +46,9 @@ export function loadSendfile(mode: SendfileMode, candidates = addonPaths()): Sen
     const require = createRequire(import.meta.url);
     for (const file of candidates) {
       try {
-        return { send: kernelSend(require(file) as Addon), summary: "sendfile: on" };
+        const addon = require(file) as Partial<Addon>;
+        if ([addon.open, addon.send, addon.wait, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
+        return { send: kernelSend(addon as Addon), summary: "sendfile: on" };
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code !== "MODULE_NOT_FOUND") reason = `${file} did not load: ${(error as Error).message}`;
