@@ -10,9 +10,9 @@ import type { KernelSend } from "./sendfile.ts";
  * - bytes in memory (the cache's shared buffer) go to the socket in one write, with no copy per
  *   connection, however many connections send the same buffer;
  * - a file (the file store, a disk copy) goes to the kernel with sendfile(2) where it can: no
- *   bytes in user space at all;
- * - any other chunk reader (an S3 body, a disk copy still arriving) is pulled one chunk per drained
- *   socket, so a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
+ *   bytes in user space at all; a disk copy still arriving, from the moment it is complete;
+ * - any other chunk reader (an S3 body, a disk copy until it is complete) is pulled one chunk per
+ *   drained socket, so a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
  */
 export interface NodeSenderOptions {
   /** Bytes all streaming responses may hold at once in user space. */
@@ -50,6 +50,21 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     pooled += buffer.length;
   };
 
+  /** Hands the rest of `reader` to the kernel, if it is a file now and the socket can; true when it did. */
+  function handedToKernel(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): boolean {
+    const file = options.sendfile && reader.file;
+    if (!file || file.length === 0) return false; // nothing left: the next read ends it
+    const strict = res.strictContentLength;
+    res.strictContentLength = false; // the bytes the kernel sends are not counted by the response
+    const handed = options.sendfile!(res, file, (bytes) => void (sent.bytes += bytes), (error) => {
+      reader.close();
+      if (error) res.destroy(); // the client sees a short transfer (Content-Length was sent) and retries
+      else res.end();
+    });
+    if (!handed) res.strictContentLength = strict;
+    return handed;
+  }
+
   async function pump(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): Promise<void> {
     // One buffer per download, reused for every chunk once the socket has taken the previous one:
     // no garbage per chunk, and a slow client holds this buffer and nothing more. A reader of
@@ -58,9 +73,12 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     const buffer = reader.views ? undefined : take(size);
     if (buffer) holding += size;
     let reusable = true;
+    let handed = false;
     try {
       for (;;) {
         if (res.destroyed) return;
+        // A disk copy that was still arriving may be complete by now: the kernel sends the rest.
+        if ((handed = handedToKernel(reader, res, sent))) return;
         const chunk = await reader.read(size, buffer);
         if (!chunk) {
           res.end();
@@ -78,7 +96,7 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
       // transfer (Content-Length was sent) and retries, instead of waiting forever.
       res.destroy();
     } finally {
-      reader.close();
+      if (!handed) reader.close();
       if (buffer) {
         holding -= size;
         if (reusable) give(buffer);
@@ -99,13 +117,6 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     }
     if (isReader(body)) {
       res.writeHead(status, headers);
-      const kernel = body.file && options.sendfile;
-      const finished = (error?: Error) => {
-        body.close();
-        if (error) res.destroy(); // the client sees a short transfer (Content-Length was sent) and retries
-        else res.end();
-      };
-      if (kernel && kernel(res, body.file!, (bytes) => void (sent.bytes += bytes), finished)) return;
       // A reader that sends more than Content-Length must fail the response, never desync the connection.
       res.strictContentLength = true;
       void pump(body, res, sent);

@@ -94,12 +94,12 @@ function kernelSend(addon: Addon): KernelSend {
       const pump = () => {
         if (finished) return;
         for (let turn = 0; turn < PER_TURN; ) {
+          if (offset === end) return finish();
           const n = addon.send(sender, file.fd, offset, Math.min(end - offset, PER_TURN - turn));
           if (n > 0) {
             offset += n;
             turn += n;
             sent(n);
-            if (offset === end) return finish();
           } else if (n === EAGAIN) {
             return addon.wait(sender, (status) => (status < 0 ? finish(new Error(`socket failed (${status})`)) : pump()));
           } else {

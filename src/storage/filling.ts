@@ -37,7 +37,12 @@ export class Filling extends Arrival {
       closed = true;
       this.#release();
     };
+    const filling = this;
     return {
+      // Once the copy is complete and verified, the rest of it is a plain file.
+      get file() {
+        return !closed && filling.kept ? { fd: filling.fd, start: position, length: end - position } : undefined;
+      },
       read: async (max, into) => {
         if (closed) throw new Error("read after close");
         let available: number;

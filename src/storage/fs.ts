@@ -194,7 +194,9 @@ export function fdReader(fd: number, start: number, length: number, onClose?: ()
     fs.close(fd, () => onClose?.());
   };
   return {
-    file: { fd, start, length },
+    get file() {
+      return closed ? undefined : { fd, start: position, length: end - position };
+    },
     async read(max, into) {
       if (closed) throw new Error("read after close");
       const wanted = Math.min(max, end - position, into?.length ?? Infinity);

@@ -198,7 +198,9 @@ export class PolicyStore implements WritableStore {
     };
     const reader: ChunkReader = {
       // A file the kernel sends is read by no call of ours: nothing to time (a local disk).
-      ...(source.file ? { file: source.file } : {}),
+      get file() {
+        return source.file;
+      },
       read: (max, into) =>
         new Promise<Uint8Array | null>((resolve, reject) => {
           fail = reject;

@@ -97,10 +97,11 @@ export interface ChunkReader {
   /** Chunks are views of memory the reader holds anyway (a cached buffer): a caller needs no buffer for them. */
   readonly views?: boolean;
   /**
-   * The bytes are this range of an open, complete file: a sender may have the kernel send them
-   * (sendfile) instead of reading them. Either that or read(), never both; close() still closes it.
+   * The bytes still to read are this range of an open, complete file (undefined while they are
+   * not, or not yet): a sender may have the kernel send them (sendfile) instead of reading them,
+   * and reads no more then. close() still closes it.
    */
-  readonly file?: FileRange;
+  readonly file?: FileRange | undefined;
   /** Idempotent; also called after the last chunk. */
   close(): void;
 }
