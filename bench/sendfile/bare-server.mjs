@@ -35,20 +35,30 @@ function sendFile(res, fd, size, done) {
   socket.write(Buffer.alloc(0), () => {
     const sender = addon.open(socket._handle.fd);
     let offset = 0;
+    let finished = false;
     const finish = (error) => {
+      if (finished) return;
+      finished = true;
       addon.close(sender);
       done(error);
     };
+    let watching = false;
+    const watch = () => {
+      if (watching) return;
+      watching = true;
+      addon.watch(sender, (status) => (status < 0 ? finish(new Error(`poll ${status}`)) : pump()));
+    };
     const pump = () => {
-      for (;;) {
-        const n = addon.send(sender, fd, offset, size - offset);
+      for (let turn = 0; turn < 2 * 1024 * 1024; ) {
+        if (offset === size) return finish();
+        const n = addon.send(sender, fd, offset, Math.min(size - offset, 2 * 1024 * 1024 - turn));
         if (n > 0) {
           offset += n;
-          if (offset === size) return finish();
-        } else if (n === EAGAIN) {
-          return addon.wait(sender, (status) => (status < 0 ? finish(new Error(`poll ${status}`)) : pump()));
-        } else return finish(new Error(n === 0 ? "file shorter than its size" : `sendfile errno ${-n}`));
+          turn += n;
+        } else if (n === EAGAIN) return watch();
+        else return finish(new Error(n === 0 ? "file shrank" : `sendfile errno ${-n}`));
       }
+      watch();
     };
     pump();
   });

@@ -66,6 +66,7 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
   }
 
   async function pump(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): Promise<void> {
+    if (handedToKernel(reader, res, sent)) return; // a file: no buffer at all
     // One buffer per download, reused for every chunk once the socket has taken the previous one:
     // no garbage per chunk, and a slow client holds this buffer and nothing more. A reader of
     // views (a cached buffer still arriving) needs none: its chunks cost nothing to hold.
@@ -77,8 +78,6 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     try {
       for (;;) {
         if (res.destroyed) return;
-        // A disk copy that was still arriving may be complete by now: the kernel sends the rest.
-        if ((handed = handedToKernel(reader, res, sent))) return;
         const chunk = await reader.read(size, buffer);
         if (!chunk) {
           res.end();
@@ -89,6 +88,8 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
           return;
         }
         sent.bytes += chunk.length;
+        // A disk copy that was still arriving may be complete by now: the kernel sends the rest.
+        if ((handed = handedToKernel(reader, res, sent))) return;
       }
     } catch {
       reusable = false;
@@ -116,9 +117,9 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
       });
     }
     if (isReader(body)) {
-      res.writeHead(status, headers);
       // A reader that sends more than Content-Length must fail the response, never desync the connection.
       res.strictContentLength = true;
+      res.writeHead(status, headers);
       void pump(body, res, sent);
     } else if (body instanceof ReadableStream) {
       res.writeHead(status, headers);

@@ -16,7 +16,7 @@ export type SendfileMode = "auto" | "on" | "off";
 interface Addon {
   open(socketFd: number): object;
   send(sender: object, fileFd: number, offset: number, count: number): number;
-  wait(sender: object, callback: (status: number) => void): void;
+  watch(sender: object, callback: (status: number) => void): void;
   close(sender: object): void;
 }
 
@@ -47,7 +47,7 @@ export function loadSendfile(mode: SendfileMode, candidates = addonPaths()): Sen
     for (const file of candidates) {
       try {
         const addon = require(file) as Partial<Addon>;
-        if ([addon.open, addon.send, addon.wait, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
+        if ([addon.open, addon.send, addon.watch, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
         return { send: kernelSend(addon as Addon), summary: "sendfile: on" };
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
@@ -91,6 +91,13 @@ function kernelSend(addon: Addon): KernelSend {
       };
       const onClose = () => finish(new Error("connection closed"));
       res.once("close", onClose);
+      let watching = false;
+      // Called back while the socket can take more, from its first socket-full (or turn) to the end.
+      const watch = () => {
+        if (watching) return;
+        watching = true;
+        addon.watch(sender, (status) => (status < 0 ? finish(new Error(`socket failed (${status})`)) : pump()));
+      };
       const pump = () => {
         if (finished) return;
         for (let turn = 0; turn < PER_TURN; ) {
@@ -101,12 +108,12 @@ function kernelSend(addon: Addon): KernelSend {
             turn += n;
             sent(n);
           } else if (n === EAGAIN) {
-            return addon.wait(sender, (status) => (status < 0 ? finish(new Error(`socket failed (${status})`)) : pump()));
+            return watch();
           } else {
             return finish(new Error(n === 0 ? "file shrank while being sent" : `sendfile failed (errno ${-n})`));
           }
         }
-        setImmediate(pump);
+        watch(); // its turn is over: the watcher calls back on the loop's next turn, the socket being writable
       };
       pump();
     });

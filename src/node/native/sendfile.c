@@ -7,9 +7,11 @@
  * A sender owns a dup(2) of the socket's descriptor and a uv_poll_t on it: libuv allows one
  * watcher per descriptor, and the socket's own is Node's (reading the next request), so
  * writability is watched on the duplicate. send() calls sendfile(2) once (the socket is
- * non-blocking: a short count or EAGAIN means it is full); wait() calls back once it can take
- * more. close() must come before Node's socket is gone for good: while the duplicate is open, the
- * connection stays open.
+ * non-blocking: a short count or EAGAIN means it is full); watch() calls back each time the socket
+ * can take more, until close(): the watcher stays registered for the whole download (level-
+ * triggered: a sender that stopped for its turn is called back on the loop's next turn), so a
+ * socket-full costs no epoll_ctl. close() must come before Node's socket is gone for good: while
+ * the duplicate is open, the connection stays open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -128,12 +130,10 @@ static void on_writable(uv_poll_t *poll, int status, int events) {
   napi_handle_scope scope;
   napi_value callback, receiver, argv[1];
   (void)events;
-  uv_poll_stop(poll);
   if (s->closed || !s->callback) return;
+  if (status < 0) uv_poll_stop(poll); /* told once */
   napi_open_handle_scope(env, &scope);
   napi_get_reference_value(env, s->callback, &callback);
-  napi_delete_reference(env, s->callback);
-  s->callback = NULL;
   napi_get_global(env, &receiver); /* make_callback wants an object */
   napi_create_int32(env, status, &argv[0]);
   // make_callback, not call_function: the callback's promises and nextTicks run after it, as for any I/O callback.
@@ -145,14 +145,14 @@ static void on_writable(uv_poll_t *poll, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-/* wait(sender, callback(status)): calls back once, when the socket can take more (status < 0: it failed) */
-static napi_value Wait(napi_env env, napi_callback_info info) {
+/* watch(sender, callback(status)): calls back whenever the socket can take more, until close() (status < 0: it failed, once) */
+static napi_value Watch(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sender_t *s = unwrap(env, argv[0]);
   if (!s || s->closed || s->callback) {
-    napi_throw_error(env, NULL, "sendfile addon: wait on a closed or waiting sender");
+    napi_throw_error(env, NULL, "sendfile addon: watch on a closed or watched sender");
     return NULL;
   }
   CHECK(napi_create_reference(env, argv[1], 1, &s->callback));
@@ -178,7 +178,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, Open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"wait", NULL, Wait, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watch", NULL, Watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, 4, props);
