@@ -81,8 +81,8 @@ describe.skipIf(!burst || !s3)("a rollout burst of 20 gateways x 43 plugins (270
     const cold = await rollout(server);
     const coldPeak = peakRssMiB(pid);
     // The bound is the bench's: peak RSS over a burst once the server has served the set (VmHWM reset
-    // between, as bench/run.ts does). The first, cold pass is reported beside it: over S3 it has
-    // peaked above the bound on some runs (195-260 MiB), a miss noted in issue 22, not yet profiled.
+    // between, as bench/run.ts does). The first, cold pass is reported beside it: over S3, with
+    // sendfile, it peaked at 175-230 MiB across runs, within the bound on most (issue 22's notes).
     writeFileSync(`/proc/${pid}/clear_refs`, "5");
     const warm = await rollout(server);
     const peak = peakRssMiB(pid);
