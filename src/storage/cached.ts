@@ -1,3 +1,4 @@
+import { evaluatePreconditions } from "../core/conditional.ts";
 import { HeldObjects, type Held } from "./held-objects.ts";
 import { ageOf, SingleFlight } from "./single-flight.ts";
 import { StoreFacts } from "./store-facts.ts";
@@ -129,6 +130,8 @@ export class CachedStore implements Store {
     }
     if (fact?.info && !this.#holds(fact.info)) {
       this.#onLookup("bypass");
+      // A revalidation the facts answer (304, 412) needs no read of the object: no file opened, no S3 GET.
+      if (options.conditions && evaluatePreconditions(options.conditions, fact.info, "GET") !== "proceed") return { info: fact.info, body: null };
       return this.#inner.get(key, options);
     }
     this.#onLookup(this.#loading.has(key) ? "shared" : "miss");

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { parsePreconditions } from "../../src/core/conditional.ts";
 import { CachedStore } from "../../src/storage/cached.ts";
 import { discard, readBytes, Stored, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "../../src/storage/store.ts";
 
@@ -51,6 +52,24 @@ class CountingStore implements Store {
 const text = async (o: StoredObject | null) => (o?.body ? new TextDecoder().decode(await new Response(o.body).arrayBuffer()) : null);
 
 describe("CachedStore", () => {
+  test("objects the stack leaves to the layer below (sendfile): read there each time, revalidations answered from the facts", async () => {
+    const inner = new CountingStore();
+    inner.objects.set("big", new TextEncoder().encode("a module the kernel sends"));
+    const cache = new CachedStore(inner, { holds: () => false });
+    expect(await text(await cache.get("big"))).toBe("a module the kernel sends");
+    expect(await text(await cache.get("big"))).toBe("a module the kernel sends");
+    expect(inner.gets).toBe(2);
+    expect(cache.size).toBe(0);
+    // If-None-Match that matches: 304 from the remembered facts, no read; one that does not: a read.
+    const revalidated = await cache.get("big", { conditions: parsePreconditions(new Headers({ "If-None-Match": '"25"' })) });
+    expect(revalidated?.body ?? null).toBeNull();
+    expect(revalidated?.info.etag).toBe('"25"');
+    expect(inner.gets).toBe(2);
+    const changed = await cache.get("big", { conditions: parsePreconditions(new Headers({ "If-None-Match": '"other"' })) });
+    expect(await text(changed)).toBe("a module the kernel sends");
+    expect(inner.gets).toBe(3);
+  });
+
   test("concurrent reads of one key share one backend read; later reads come from memory", async () => {
     const inner = new CountingStore();
     inner.objects.set("a", new TextEncoder().encode("plugin bytes"));
