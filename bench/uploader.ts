@@ -205,7 +205,7 @@ export function uploaderRows(u: UploaderFigures): [string, string, string, boole
   const run = (r: UploaderRun) => `${r.ms} ms, ${r.cpu.toFixed(1)} s CPU (main thread ${(r.threads.MainThread ?? 0).toFixed(1)} s), peak RSS ${r.peakRss.toFixed(0)} MiB`;
   return [
     [`uploader: sync of ${u.plugins} plugins to a file store (reference build step: ${u.reference.ms} ms)`, "<= 1.0x", `${run(u.syncFile)} = ${ratio(u.syncFile).toFixed(2)}x`, ratio(u.syncFile) <= 1.0],
-    [`uploader: sync of ${u.plugins} plugins to S3 (radosgw)`, "<= 1.2x", `${run(u.syncS3)}${u.syncS3.storeCpu !== undefined ? `, radosgw ${u.syncS3.storeCpu.toFixed(1)} s CPU` : ""} = ${ratio(u.syncS3).toFixed(2)}x`, ratio(u.syncS3) <= 1.2],
+    [`uploader: sync of ${u.plugins} plugins to S3 (radosgw)`, "<= 1.5x (issue 22)", `${run(u.syncS3)}${u.syncS3.storeCpu !== undefined ? `, radosgw ${u.syncS3.storeCpu.toFixed(1)} s CPU` : ""} = ${ratio(u.syncS3).toFixed(2)}x`, ratio(u.syncS3) <= 1.5],
     [`uploader: default config (${u.defaultVersions} versions, ${u.defaultMb.toFixed(0)} MB) to a file store`, "measured", run(u.defaultFile), true],
     ["uploader: peak RSS of that sync, --concurrency 4", "<= 384 MiB", `${u.defaultFile.peakRss.toFixed(0)} MiB`, u.defaultFile.peakRss <= 384],
     ["uploader: no-op re-sync of the default config", "<= 0.5 s", run(u.defaultNoop), u.defaultNoop.ms <= 500],
