@@ -79,6 +79,27 @@ class RawClient {
   }
 }
 
+/**
+ * `count` clients ask for PATH and read nothing for `pausedMs` (their socket buffers fill: the
+ * sender meets EAGAIN), `whilePaused` runs, then every body must arrive whole.
+ */
+async function pausedDownloads(port: number, count: number, pausedMs: number, whilePaused: () => Promise<void> = async () => {}): Promise<void> {
+  const clients = Array.from({ length: count }, () => new RawClient(port));
+  for (const c of clients) {
+    c.socket.pause();
+    c.get(PATH);
+  }
+  await sleep(pausedMs);
+  await whilePaused();
+  for (const c of clients) c.socket.resume();
+  for (const c of clients) {
+    const r = await c.response();
+    expect(r.status).toBe(200);
+    expect(sha(r.body)).toBe(sha(LARGE));
+    c.socket.destroy();
+  }
+}
+
 describe("sendfile(2) on the Node entry", () => {
   test("says so at start; bodies, ranges and keep-alive as with copied bytes", async () => {
     const { server } = await serve();
@@ -105,21 +126,10 @@ describe("sendfile(2) on the Node entry", () => {
 
   test("clients that stop reading: the sender waits for the socket, then every byte arrives", async () => {
     const { server, port } = await serve();
-    const clients = Array.from({ length: 12 }, () => new RawClient(port));
-    for (const c of clients) {
-      c.socket.pause(); // the socket buffers fill and sendfile answers EAGAIN
-      c.get(PATH);
-    }
-    await sleep(500);
-    // Meanwhile the server answers others at once.
-    expect((await request(`${server.url}/healthz`)).status).toBe(200);
-    for (const c of clients) c.socket.resume();
-    for (const c of clients) {
-      const r = await c.response();
-      expect(r.status).toBe(200);
-      expect(sha(r.body)).toBe(sha(LARGE));
-      c.socket.destroy();
-    }
+    await pausedDownloads(port, 12, 500, async () => {
+      // Meanwhile the server answers others at once.
+      expect((await request(`${server.url}/healthz`)).status).toBe(200);
+    });
   });
 
   test("a client gone mid-body: its descriptors are given back and the server goes on", async () => {
@@ -183,19 +193,7 @@ describe.skipIf(!s3)("sendfile(2) from the S3 store's disk copies (radosgw)", ()
     expect(server.output()).toMatch(/; sendfile: on\)/);
     const port = Number(new URL(server.url).port);
     // Cold: these follow the download; paused, they are still mid-body when the copy is kept.
-    const followers = Array.from({ length: 6 }, () => new RawClient(port));
-    for (const c of followers) {
-      c.socket.pause();
-      c.get(PATH);
-    }
-    await sleep(400);
-    for (const c of followers) c.socket.resume();
-    for (const c of followers) {
-      const r = await c.response();
-      expect(r.status).toBe(200);
-      expect(sha(r.body)).toBe(sha(LARGE));
-      c.socket.destroy();
-    }
+    await pausedDownloads(port, 6, 400);
     const warm = await request(`${server.url}${PATH}`, { headers: { "Accept-Encoding": "identity" } });
     expect(sha(warm.body)).toBe(sha(LARGE));
     expect(server.output()).toContain(`"GET ${PATH}" 200 ${LARGE.length} `);

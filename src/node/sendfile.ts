@@ -7,9 +7,9 @@ import type { FileRange } from "../storage/store.ts";
 /**
  * sendfile(2) on the response's socket (the addon: src/node/native/sendfile.c, built into
  * dist/sendfile.node): the kernel sends plugin files from the page cache, as nginx does, instead
- * of the server reading them into buffers and copying those into the socket. Measured on a burst of
- * 20 identity clients x 43 plugins (`BENCH_ONLY=ceiling`): a bare Node server spends 1.14 s of CPU
- * writing the files from memory, 4.4 s piping read streams, 0.55 s with sendfile (nginx 0.36 s).
+ * of the server reading them into buffers and copying those into the socket: on a burst of 20
+ * identity clients x 43 plugins, a third of the CPU of writing them from memory and a ninth of piping
+ * read streams (the identity ceiling, `BENCH_ONLY=ceiling`; figures in the README).
  */
 export type SendfileMode = "auto" | "on" | "off";
 
@@ -41,8 +41,9 @@ const EMPTY = Buffer.alloc(0);
 /** The addon as the mode asks: `on` fails without it, `auto` says why it runs without. */
 export function loadSendfile(mode: SendfileMode, candidates = addonPaths()): Sendfile {
   if (mode === "off") return { summary: "sendfile: off (SENDFILE=off)" };
-  let reason = process.platform === "linux" ? "dist/sendfile.node was not built (no C compiler at build time)" : `not on ${process.platform}`;
+  let reason = `not on ${process.platform}`;
   if (process.platform === "linux") {
+    reason = "dist/sendfile.node was not built (no C compiler at build time)";
     const require = createRequire(import.meta.url);
     for (const file of candidates) {
       try {
@@ -50,8 +51,7 @@ export function loadSendfile(mode: SendfileMode, candidates = addonPaths()): Sen
         if ([addon.open, addon.send, addon.watch, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
         return { send: kernelSend(addon as Addon), summary: "sendfile: on" };
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== "MODULE_NOT_FOUND") reason = `${file} did not load: ${(error as Error).message}`;
+        if ((error as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") reason = `${file} did not load: ${(error as Error).message}`;
       }
     }
   }
