@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, inject, test } from "vitest";
 import { wasmModule } from "./support/wasm.ts";
 import { request } from "./support/http.ts";
+import { faultProxy } from "./support/net.ts";
 import { descriptors } from "./support/process.ts";
 import { s3Target, seedDirectory, startNode, type NodeServer } from "./support/targets.ts";
 
@@ -32,6 +33,12 @@ async function serve(env: Record<string, string> = {}): Promise<{ server: NodeSe
   const server = await startNode("node + file", { STORE: `file:${dir}`, ...env });
   running.push(server);
   return { server, dir, port: Number(new URL(server.url).port) };
+}
+
+/** Body bytes the server says the kernel sent (its metric). */
+async function kernelSent(url: string): Promise<number> {
+  const metrics = (await request(`${url}/metrics`)).body.toString();
+  return Number(/^plugin_server_sendfile_bytes_total (\d+)$/m.exec(metrics)?.[1] ?? NaN);
 }
 
 /** A raw HTTP/1.1 client on one connection: requests written as given, bytes read only when told. */
@@ -122,6 +129,8 @@ describe("sendfile(2) on the Node entry", () => {
     expect(sha(a.body)).toBe(sha(LARGE));
     expect(sha(b.body)).toBe(sha(LARGE.subarray(0, 100_000)));
     client.socket.destroy();
+    // The kernel sent every body but the pipelined range, whose response had no socket yet when it began (copied).
+    expect(await kernelSent(server.url)).toBe(2 * LARGE.length + 2_000_000);
   });
 
   test("clients that stop reading: the sender waits for the socket, then every byte arrives", async () => {
@@ -187,17 +196,43 @@ describe("sendfile(2) on the Node entry", () => {
 });
 
 describe.skipIf(!s3)("sendfile(2) from the S3 store's disk copies (radosgw)", () => {
-  test("readers of a copy still arriving switch to the kernel once it is complete; later readers get the kernel from the start", async () => {
+  test("a copy still arriving is sent by the kernel as it arrives; later readers get the kept copy", async () => {
     const server = await s3Target(s3!, new Map([[KEY, LARGE]]));
     running.push(server);
     expect(server.output()).toMatch(/; sendfile: on\)/);
     const port = Number(new URL(server.url).port);
-    // Cold: these follow the download; paused, they are still mid-body when the copy is kept.
+    // Cold: these follow the download, paused, from the copy being written.
     await pausedDownloads(port, 6, 400);
     const warm = await request(`${server.url}${PATH}`, { headers: { "Accept-Encoding": "identity" } });
     expect(sha(warm.body)).toBe(sha(LARGE));
     expect(server.output()).toContain(`"GET ${PATH}" 200 ${LARGE.length} `);
     await sleep(200); // the access log is written in batches
     expect(server.output()).toMatch(/plugin\.wasm" 200 \d+ [\d.]+ms store=[\d.]+ms cache=disk /); // the warm read: the disk copy
+    expect(await kernelSent(server.url)).toBe(7 * LARGE.length); // no byte copied, cold or warm
+  });
+
+  test("a store that stalls mid-body: the kernel sends what arrived, then the connection is cut and nothing is kept", async () => {
+    const proxy = await faultProxy(s3!.endpoint);
+    try {
+      const server = await s3Target(s3!, new Map([[KEY, LARGE]]), { S3_ENDPOINT: proxy.endpoint, STORE_STALL_TIMEOUT_MS: "1000", STORE_RETRIES: "0" });
+      running.push(server);
+      proxy.stallAfter(2_500_000); // the answer's head and about 2.5 MB of the body
+      const client = new RawClient(Number(new URL(server.url).port));
+      client.get(PATH);
+      const cut = await client.response();
+      expect(cut.status).toBe(200);
+      expect(client.closed).toBe(true);
+      expect(cut.body.length).toBeGreaterThan(1_000_000); // sent while the download was under way
+      expect(cut.body.length).toBeLessThan(2_500_000);
+      expect(cut.body.equals(LARGE.subarray(0, cut.body.length))).toBe(true);
+      expect(await kernelSent(server.url)).toBe(cut.body.length);
+      // The store back: the next reader gets the whole object, not a copy of the stalled part.
+      await proxy.up();
+      const whole = await request(`${server.url}${PATH}`, { headers: { "Accept-Encoding": "identity" } });
+      expect(whole.status).toBe(200);
+      expect(sha(whole.body)).toBe(sha(LARGE));
+    } finally {
+      await proxy.close();
+    }
   });
 });

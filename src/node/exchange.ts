@@ -28,6 +28,8 @@ export interface Exchange {
   readonly encoding: string;
   /** Body bytes that really left (an aborted download sends fewer than declared; an aborted in-memory body, which leaves in one write, counts none). */
   readonly bytes: number;
+  /** Of those, the bytes the kernel sent from a file (sendfile). */
+  readonly byKernel?: number;
   /** Request start to the last byte written, or to the connection's close. */
   readonly seconds: number;
   readonly userAgent: string;

@@ -71,7 +71,7 @@ export function requestListener(parts: ListenerParts): (req: IncomingMessage, re
       return void traces.run(trace, () =>
         direct({ method, pathname, header, client: trace.client, id: trace.id })
           .then((reply) =>
-            send(reply, res, (bytes) =>
+            send(reply, res, (bytes, byKernel) =>
               finished({
                 trace,
                 method,
@@ -80,6 +80,7 @@ export function requestListener(parts: ListenerParts): (req: IncomingMessage, re
                 status: reply.status,
                 encoding: reply.headers["Content-Encoding"] ?? "identity",
                 bytes,
+                byKernel,
                 seconds: (performance.now() - started) / 1000,
                 userAgent: req.headers["user-agent"] ?? "-",
               }),

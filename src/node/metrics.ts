@@ -52,6 +52,7 @@ export function serverMetrics(sources: MetricsSources): ServerMetrics {
 
   const requests = tally(registry, `${PREFIX}http_requests_total`, "Requests answered, by route kind, status class and content encoding.");
   const responseBytes = tally(registry, `${PREFIX}http_response_bytes_total`, "Body bytes sent (what really left: an aborted download counts what it got).");
+  const kernelBytes = new Counter({ name: `${PREFIX}sendfile_bytes_total`, help: "Body bytes the kernel sent from files with sendfile(2), part of http_response_bytes_total (SENDFILE).", registers });
   const duration = histogram(registry, `${PREFIX}http_request_duration_seconds`, "Request start to the last byte sent.", [0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
   let inFlight = 0;
   new Gauge({ name: `${PREFIX}http_requests_in_flight`, help: "Requests being answered now.", registers, collect() { this.set(inFlight); } });
@@ -138,6 +139,7 @@ export function serverMetrics(sources: MetricsSources): ServerMetrics {
       const route = e.route;
       requests.add(`${route} ${status_class} ${encoding}`, () => ({ route, status_class, encoding }));
       responseBytes.add(route, () => ({ route }), e.bytes);
+      if (e.byKernel) kernelBytes.inc(e.byKernel);
       duration.observe(route, () => ({ route }), e.seconds);
     },
     store(operation, outcome, seconds) {

@@ -9,10 +9,10 @@ import type { KernelSend } from "./sendfile.ts";
  * Sends plugin files the cheap way on Node:
  * - bytes in memory (the cache's shared buffer) go to the socket in one write, with no copy per
  *   connection, however many connections send the same buffer;
- * - a file (the file store, a disk copy) goes to the kernel with sendfile(2) where it can: no
- *   bytes in user space at all; a disk copy still arriving, from the moment it is complete;
- * - any other chunk reader (an S3 body, a disk copy until it is complete) is pulled one chunk per
- *   drained socket, so a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
+ * - a file (the file store, a disk copy, a disk copy still arriving) goes to the kernel with
+ *   sendfile(2) where it can: no bytes in user space at all;
+ * - any other chunk reader (an S3 body not kept on disk, any file without sendfile) is pulled one chunk
+ *   per drained socket, so a slow client holds at most one chunk: 64 KiB while `streamBudget` lasts, 16 KiB beyond.
  */
 export interface NodeSenderOptions {
   /** Bytes all streaming responses may hold at once in user space. */
@@ -22,11 +22,16 @@ export interface NodeSenderOptions {
   readonly minChunk?: number;
 }
 
+interface Sent {
+  bytes: number;
+  byKernel: number;
+}
+
 /** Chunks of a reader of views: large, as they are views of memory held anyway. */
 const VIEW_CHUNK = 4 * 1024 * 1024;
 
-/** Writes a reply to a Node response; `done` learns, once the connection is done with it, how many body bytes left. */
-export type NodeSender = (reply: Reply, res: ServerResponse, done?: (bytes: number) => void) => void;
+/** Writes a reply to a Node response; `done` learns, once the connection is done with it, how many body bytes left, and how many of them the kernel sent from a file. */
+export type NodeSender = (reply: Reply, res: ServerResponse, done?: (bytes: number, byKernel: number) => void) => void;
 
 export function nodeSender(options: NodeSenderOptions): NodeSender {
   const maxChunk = options.maxChunk ?? 64 * 1024;
@@ -51,12 +56,15 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
   };
 
   /** Hands the rest of `reader` to the kernel, if it is a file now and the socket can; true when it did. */
-  function handedToKernel(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): boolean {
+  function handedToKernel(reader: ChunkReader, res: ServerResponse, sent: Sent): boolean {
     const file = options.sendfile && reader.file;
     if (!file || file.length === 0) return false; // nothing left: the next read ends it
     const strict = res.strictContentLength;
     res.strictContentLength = false; // the bytes the kernel sends are not counted by the response
-    const handed = options.sendfile!(res, file, (bytes) => void (sent.bytes += bytes), (error) => {
+    const handed = options.sendfile!(res, file, (bytes) => {
+      sent.bytes += bytes;
+      sent.byKernel += bytes;
+    }, (error) => {
       reader.close();
       if (error) res.destroy(); // the client sees a short transfer (Content-Length was sent) and retries
       else res.end();
@@ -65,7 +73,7 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     return handed;
   }
 
-  async function pump(reader: ChunkReader, res: ServerResponse, sent: { bytes: number }): Promise<void> {
+  async function pump(reader: ChunkReader, res: ServerResponse, sent: Sent): Promise<void> {
     if (handedToKernel(reader, res, sent)) return; // a file: no buffer at all
     // One buffer per download, reused for every chunk once the socket has taken the previous one:
     // no garbage per chunk, and a slow client holds this buffer and nothing more. A reader of
@@ -74,7 +82,6 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
     const buffer = reader.views ? undefined : take(size);
     if (buffer) holding += size;
     let reusable = true;
-    let handed = false;
     try {
       for (;;) {
         if (res.destroyed) return;
@@ -88,8 +95,6 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
           return;
         }
         sent.bytes += chunk.length;
-        // A disk copy that was still arriving may be complete by now: the kernel sends the rest.
-        if ((handed = handedToKernel(reader, res, sent))) return;
       }
     } catch {
       reusable = false;
@@ -97,7 +102,7 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
       // transfer (Content-Length was sent) and retries, instead of waiting forever.
       res.destroy();
     } finally {
-      if (!handed) reader.close();
+      reader.close();
       if (buffer) {
         holding -= size;
         if (reusable) give(buffer);
@@ -107,13 +112,13 @@ export function nodeSender(options: NodeSenderOptions): NodeSender {
 
   return (reply, res, done) => {
     const { status, headers, body, release } = reply;
-    const sent = { bytes: 0 };
+    const sent: Sent = { bytes: 0, byKernel: 0 };
     if (release || done) {
       // Once the socket is done with the bytes, not before.
       res.on("close", () => {
         release?.();
         // In-memory bodies leave in one write: all of it once the response finished, else none is known to.
-        done?.(body instanceof Uint8Array ? (res.writableFinished ? body.byteLength : 0) : sent.bytes);
+        done?.(body instanceof Uint8Array ? (res.writableFinished ? body.byteLength : 0) : sent.bytes, sent.byKernel);
       });
     }
     if (isReader(body)) {

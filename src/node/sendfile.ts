@@ -17,6 +17,7 @@ interface Addon {
   open(socketFd: number): object;
   send(sender: object, fileFd: number, offset: number, count: number): number;
   watch(sender: object, callback: (status: number) => void): void;
+  pause(sender: object): void;
   close(sender: object): void;
 }
 
@@ -48,7 +49,7 @@ export function loadSendfile(mode: SendfileMode, candidates = addonPaths()): Sen
     for (const file of candidates) {
       try {
         const addon = require(file) as Partial<Addon>;
-        if ([addon.open, addon.send, addon.watch, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
+        if ([addon.open, addon.send, addon.watch, addon.pause, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
         return { send: kernelSend(addon as Addon), summary: "sendfile: on" };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") reason = `${file} did not load: ${(error as Error).message}`;
@@ -81,6 +82,8 @@ function kernelSend(addon: Addon): KernelSend {
       }
       let offset = file.start;
       const end = file.start + file.length;
+      // A file still being written is sent as far as it is verified to be (`arriving`), then waited for.
+      let available = file.arriving ? offset : end;
       let finished = false;
       const finish = (failure?: Error) => {
         if (finished) return;
@@ -92,17 +95,30 @@ function kernelSend(addon: Addon): KernelSend {
       const onClose = () => finish(new Error("connection closed"));
       res.once("close", onClose);
       let watching = false;
+      const onWritable = (status: number) => (status < 0 ? finish(new Error(`socket failed (${status})`)) : pump());
       // Called back while the socket can take more, from its first socket-full (or turn) to the end.
       const watch = () => {
         if (watching) return;
         watching = true;
-        addon.watch(sender, (status) => (status < 0 ? finish(new Error(`socket failed (${status})`)) : pump()));
+        addon.watch(sender, onWritable);
+      };
+      const waitForFile = () => {
+        if (watching) addon.pause(sender); // a writable socket would call back on every turn meanwhile
+        watching = false;
+        file.arriving!(offset).then(
+          (now) => {
+            available = now;
+            pump();
+          },
+          (failure: Error) => finish(failure),
+        );
       };
       const pump = () => {
         if (finished) return;
         for (let turn = 0; turn < PER_TURN; ) {
           if (offset === end) return finish();
-          const n = addon.send(sender, file.fd, offset, Math.min(end - offset, PER_TURN - turn));
+          if (offset === available) return waitForFile();
+          const n = addon.send(sender, file.fd, offset, Math.min(available - offset, PER_TURN - turn));
           if (n > 0) {
             offset += n;
             turn += n;

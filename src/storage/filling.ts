@@ -39,9 +39,10 @@ export class Filling extends Arrival {
     };
     const filling = this;
     return {
-      // Once the copy is complete and verified, the rest of it is a plain file.
+      // The rest is in the copy, or will be: a sender follows the download in the file itself.
       get file() {
-        return !closed && filling.kept ? { fd: filling.fd, start: position, length: end - position } : undefined;
+        if (closed) return undefined;
+        return { fd: filling.fd, start: position, length: end - position, arriving: filling.kept ? undefined : (at: number) => filling.readable(at, end) };
       },
       read: async (max, into) => {
         if (closed) throw new Error("read after close");

@@ -86,6 +86,12 @@ export interface FileRange {
   readonly fd: number;
   readonly start: number;
   readonly length: number;
+  /**
+   * Set while the file is still being written (a disk copy arriving): waits until the byte at
+   * `position` may be sent and resolves the end of what may be sent now; rejects if the download
+   * failed, and the reader must then be cut short (see `Arrival`).
+   */
+  readonly arriving?: ((position: number) => Promise<number>) | undefined;
 }
 
 export interface ChunkReader {
@@ -97,9 +103,9 @@ export interface ChunkReader {
   /** Chunks are views of memory the reader holds anyway (a cached buffer): a caller needs no buffer for them. */
   readonly views?: boolean;
   /**
-   * The bytes still to read are this range of an open, complete file (undefined while they are
-   * not, or not yet): a sender may have the kernel send them (sendfile) instead of reading them,
-   * and reads no more then. close() still closes it.
+   * The bytes still to read are this range of an open file, complete or still being written
+   * (undefined when they are not in a file): a sender may have the kernel send them (sendfile)
+   * instead of reading them, and reads no more then. close() still closes it.
    */
   readonly file?: FileRange | undefined;
   /** Idempotent; also called after the last chunk. */

@@ -46,6 +46,8 @@ export interface FaultProxy {
   /** Request lines seen, as "GET /bucket/key". */
   readonly requests: string[];
   freeze(): void;
+  /** From now on, `bytes` more bytes of answers pass, then nothing: a store stalled mid-body. */
+  stallAfter(bytes: number): void;
   down(): Promise<void>;
   up(): Promise<void>;
   close(): Promise<void>;
@@ -55,6 +57,7 @@ export async function faultProxy(target: string): Promise<FaultProxy> {
   const { hostname, port: targetPort } = new URL(target);
   const requests: string[] = [];
   let frozen = false;
+  let passing = Infinity; // answer bytes still let through
   const sockets = new Set<import("node:net").Socket>();
   const held: (() => void)[] = [];
   const listener = (client: import("node:net").Socket) => {
@@ -73,7 +76,10 @@ export async function faultProxy(target: string): Promise<FaultProxy> {
         upstream.write(chunk);
       });
       upstream.on("data", (chunk: Buffer) => {
-        if (!frozen) client.write(chunk);
+        if (frozen) return;
+        const part = passing >= chunk.length ? chunk : chunk.subarray(0, passing);
+        passing -= part.length;
+        if (part.length > 0) client.write(part);
       });
       client.on("end", () => upstream.end());
       upstream.on("end", () => client.end());
@@ -94,12 +100,16 @@ export async function faultProxy(target: string): Promise<FaultProxy> {
     freeze() {
       frozen = true;
     },
+    stallAfter(bytes) {
+      passing = bytes;
+    },
     async down() {
       frozen = false;
       await closeAll();
     },
     async up() {
       frozen = false;
+      passing = Infinity;
       for (const start of held.splice(0)) start();
       if (!server.listening) {
         server = createServer(listener);

@@ -8,10 +8,11 @@
  * watcher per descriptor, and the socket's own is Node's (reading the next request), so
  * writability is watched on the duplicate. send() calls sendfile(2) once (the socket is
  * non-blocking: a short count or EAGAIN means it is full); watch() calls back each time the socket
- * can take more, until close(): the watcher stays registered for the whole download (level-
- * triggered: a sender that stopped for its turn is called back on the loop's next turn), so a
- * socket-full costs no epoll_ctl. close() must come before Node's socket is gone for good: while
- * the duplicate is open, the connection stays open.
+ * can take more, until pause() or close(): the watcher stays registered while there is something
+ * to send (level-triggered: a sender that stopped for its turn is called back on the loop's next
+ * turn), so a socket-full costs no epoll_ctl; a sender waiting for a file still being written
+ * pauses it, or a writable socket would call it back on every turn. close() must come before
+ * Node's socket is gone for good: while the duplicate is open, the connection stays open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,22 +146,33 @@ static void on_writable(uv_poll_t *poll, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
-/* watch(sender, callback(status)): calls back whenever the socket can take more, until close() (status < 0: it failed, once) */
+/* watch(sender, callback(status)): calls back whenever the socket can take more, until pause() or close() (status < 0: it failed, once) */
 static napi_value Watch(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sender_t *s = unwrap(env, argv[0]);
-  if (!s || s->closed || s->callback) {
-    napi_throw_error(env, NULL, "sendfile addon: watch on a closed or watched sender");
+  if (!s || s->closed) {
+    napi_throw_error(env, NULL, "sendfile addon: watch on a closed sender");
     return NULL;
   }
+  if (s->callback) napi_delete_reference(env, s->callback);
   CHECK(napi_create_reference(env, argv[1], 1, &s->callback));
   if (uv_poll_start(&s->poll, UV_WRITABLE | UV_DISCONNECT, on_writable) != 0) {
     napi_delete_reference(env, s->callback);
     s->callback = NULL;
     napi_throw_error(env, NULL, "sendfile addon: cannot watch the socket");
   }
+  return NULL;
+}
+
+/* pause(sender): no more callbacks until the next watch() */
+static napi_value Pause(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sender_t *s = unwrap(env, argv[0]);
+  if (s && !s->closed) uv_poll_stop(&s->poll);
   return NULL;
 }
 
@@ -179,9 +191,10 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"open", NULL, Open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, Watch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pause", NULL, Pause, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
 }
 
