@@ -16,8 +16,9 @@ import { keepRequestsYoung, ownMemorySettings } from "./node/memory.ts";
 import { serverMetrics } from "./node/metrics.ts";
 import { nodeSender } from "./node/send.ts";
 import { loadSendfile, type Sendfile } from "./node/sendfile.ts";
-import { storeStack, type StoreStack } from "./node/store-stack.ts";
+import { sharedDescriptors, storeStack, type StoreStack } from "./node/store-stack.ts";
 import { LocationError } from "./storage/location.ts";
+import type { OpenFiles } from "./storage/open-files.ts";
 import { openStore } from "./storage/open.ts";
 import type { Store } from "./storage/store.ts";
 
@@ -71,9 +72,9 @@ function kernelSender(config: ServerConfig): Sendfile | undefined {
   }
 }
 
-async function backendOf(location: NonNullable<ServerConfig["store"]>, config: ServerConfig): Promise<Store | undefined> {
+async function backendOf(location: NonNullable<ServerConfig["store"]>, config: ServerConfig, openFiles: OpenFiles | undefined): Promise<Store | undefined> {
   try {
-    return await openStore(location, { ...config.s3, timeoutMs: config.storePolicy.stallMs });
+    return await openStore(location, { ...config.s3, timeoutMs: config.storePolicy.stallMs }, { openFiles });
   } catch (error) {
     if (!(error instanceof LocationError)) throw error;
     console.error(`invalid configuration:\n  - STORE: ${error.message}`);
@@ -89,7 +90,8 @@ async function main(): Promise<void> {
   const config = configuration(bcrypt);
   if (!config) return;
   const location = config.store ?? { kind: "file" as const, root: EXAMPLE_STORE };
-  const backend = await backendOf(location, config);
+  const openFiles = sharedDescriptors(config);
+  const backend = await backendOf(location, config, openFiles);
   if (!backend) return;
 
   // The metrics read the stack and the stack reports to the metrics: each sees the other late.
@@ -106,7 +108,7 @@ async function main(): Promise<void> {
     : undefined;
   const sendfile = kernelSender(config);
   if (!sendfile) return;
-  stack = storeStack(backend, location, config, () => metrics, sendfile.send !== undefined);
+  stack = storeStack(backend, location, config, () => metrics, sendfile.send !== undefined, openFiles);
   const { store } = stack;
 
   const logError = errorLog(config.logFormat, () => traces.getStore()?.id);

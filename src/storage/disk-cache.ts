@@ -10,6 +10,7 @@ import { StoreUnavailableError } from "../core/errors.ts";
 import { resolveRange } from "../core/range.ts";
 import { Filling } from "./filling.ts";
 import { fdReader } from "./fs.ts";
+import { openFile, type OpenFile, type OpenFiles } from "./open-files.ts";
 import { discard, Stored, type CallOptions, type GetOptions, type Listing, type ObjectInfo, type Store, type StoredObject } from "./store.ts";
 
 /**
@@ -31,6 +32,8 @@ export interface DiskCacheOptions {
   /** Told when a read is answered from a disk copy ("disk") or has to go to the store ("miss"). */
   readonly onLookup?: (outcome: "disk" | "miss") => void;
   readonly now?: () => number;
+  /** Descriptors of the copies, shared by reads (the server's); without, each read opens its copy. */
+  readonly openFiles?: OpenFiles | undefined;
 }
 
 interface Copy {
@@ -60,6 +63,7 @@ export class DiskCache implements Store {
   readonly #ttl: number;
   readonly #now: () => number;
   readonly #onLookup: (outcome: "disk" | "miss") => void;
+  readonly #openFiles: OpenFiles | undefined;
   #ready: Promise<boolean> | undefined;
   /** Downloads from the store, for tests and the benchmark. */
   fills = 0;
@@ -74,11 +78,15 @@ export class DiskCache implements Store {
     this.#ttl = options.ttlMs ?? 30_000;
     this.#now = options.now ?? Date.now;
     this.#onLookup = options.onLookup ?? (() => {});
+    this.#openFiles = options.openFiles;
     this.#copies = new LRUCache<string, Copy>({
       maxSize: options.maxBytes,
       sizeCalculation: (copy) => Math.max(1, copy.info.size),
-      // Readers with the file open keep reading it after the unlink.
-      dispose: (copy) => void unlink(copy.file).catch(() => {}),
+      // Readers with the file open keep reading it after the unlink; the next read opens the next copy.
+      dispose: (copy) => {
+        this.#openFiles?.forget(copy.file);
+        void unlink(copy.file).catch(() => {});
+      },
     });
     this.description = inner.description;
   }
@@ -216,6 +224,7 @@ export class DiskCache implements Store {
       if (hash && hash.digest("hex") !== md5) throw new StoreUnavailableError(`store sent bytes of ${key} that do not match its ETag`);
       const file = path.join(this.#objects, createHash("sha256").update(key).digest("hex"));
       await rename(temporary, file);
+      this.#openFiles?.forget(file);
       this.#copies.set(key, { info, file, checked: this.#now() });
       filling.settle("kept");
     } catch (error) {
@@ -242,15 +251,15 @@ export class DiskCache implements Store {
     const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
     const range = options.range ? resolveRange(options.range, info.size) : undefined;
     if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
-    let fd: number;
+    let file: OpenFile;
     try {
-      fd = await new Promise<number>((resolve, reject) => fs.open(copy.file, "r", (e, fd) => (e ? reject(e) : resolve(fd))));
+      file = await (this.#openFiles ? this.#openFiles.open(copy.file) : openFile(copy.file));
     } catch {
       this.#copies.delete(key); // removed behind our back: fetch it again
       return this.get(key, options);
     }
     const start = range?.start ?? 0;
-    const reader = fdReader(fd, start, range ? range.end - range.start + 1 : info.size);
+    const reader = fdReader(file.fd, start, range ? range.end - range.start + 1 : info.size, file.release);
     return new Stored(info, reader, { range, release: () => reader.close() });
   }
 }

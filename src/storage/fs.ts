@@ -2,10 +2,10 @@ import fs, { type Stats } from "node:fs";
 import { link, mkdir, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { promisify } from "node:util";
 import { evaluatePreconditions } from "../core/conditional.ts";
 import { resolveRange } from "../core/range.ts";
 import { StoreUnavailableError } from "../core/errors.ts";
+import { openFile, type OpenFile, type OpenFiles } from "./open-files.ts";
 import { Stored, type ChunkReader, type GetOptions, type Listing, type ObjectInfo, type StoredObject, type WritableStore } from "./store.ts";
 
 /**
@@ -15,9 +15,12 @@ import { Stored, type ChunkReader, type GetOptions, type Listing, type ObjectInf
 export class FileStore implements WritableStore {
   readonly description: string;
   readonly #root: string;
+  readonly #openFiles: OpenFiles | undefined;
 
-  constructor(root: string) {
+  /** `openFiles`: descriptors shared by reads for a while (the server's); without, each read opens the file. */
+  constructor(root: string, options: { openFiles?: OpenFiles | undefined } = {}) {
     this.#root = path.resolve(root);
+    this.#openFiles = options.openFiles;
     this.description = `file:${this.#root}`;
   }
 
@@ -38,17 +41,18 @@ export class FileStore implements WritableStore {
   }
 
   async get(key: string, options: GetOptions = {}): Promise<StoredObject | null> {
-    let fd: number;
+    let file: OpenFile;
     try {
-      fd = await openFd(this.#path(key), "r");
+      // fstat'ed once open: the bytes we send belong to the metadata we report, even if the
+      // uploader replaces the file meanwhile.
+      const target = this.#path(key);
+      file = await (this.#openFiles ? this.#openFiles.open(target) : openFile(target));
     } catch (error) {
       return missing(error);
     }
+    const { fd, stats } = file;
     let handedOver = false;
     try {
-      // fstat the open descriptor: the bytes we send belong to the metadata we report,
-      // even if the uploader replaces the file meanwhile.
-      const stats = await fstatFd(fd);
       if (!stats.isFile()) return null;
       const info = this.#info(key, stats);
       const outcome = options.conditions ? evaluatePreconditions(options.conditions, info, "GET") : "proceed";
@@ -57,13 +61,13 @@ export class FileStore implements WritableStore {
       const start = range?.start ?? 0;
       const length = range ? range.end - range.start + 1 : info.size;
       if (length <= SMALL) return new Stored(info, await readWhole(fd, start, length), { range });
-      handedOver = true; // the reader closes the descriptor
-      const reader = fdReader(fd, start, length);
+      handedOver = true; // the reader gives the descriptor back
+      const reader = fdReader(fd, start, length, file.release);
       return new Stored(info, reader, { range, release: () => reader.close() });
     } catch (error) {
       throw unavailable(key, error);
     } finally {
-      if (!handedOver) await closeFd(fd).catch(() => {});
+      if (!handedOver) file.release();
     }
   }
 
@@ -183,15 +187,16 @@ async function readWhole(fd: number, start: number, length: number): Promise<Uin
 /**
  * Reads the descriptor a chunk at a time, only when asked: the Node entry asks once per
  * drained socket, so a slow client holds one chunk at most, and a fast one gets large writes.
+ * `release` gives the descriptor back once (closes it, or returns it to `OpenFiles`).
  */
-export function fdReader(fd: number, start: number, length: number, onClose?: () => void): ChunkReader {
+export function fdReader(fd: number, start: number, length: number, release: () => void): ChunkReader {
   let position = start;
   const end = start + length;
   let closed = false;
   const close = () => {
     if (closed) return;
     closed = true;
-    fs.close(fd, () => onClose?.());
+    release();
   };
   return {
     get file() {
@@ -218,9 +223,6 @@ export function fdReader(fd: number, start: number, length: number, onClose?: ()
 }
 
 // The callback API on raw descriptors: FileHandle adds a measurable cost per request.
-const openFd = promisify(fs.open);
-const fstatFd = promisify(fs.fstat);
-const closeFd = promisify(fs.close);
 const readFd = (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) =>
   new Promise<number>((resolve, reject) =>
     fs.read(fd, buffer, offset, length, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
