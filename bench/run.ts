@@ -436,5 +436,7 @@ http {
   for (const child of children) child.kill("SIGINT");
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
   await sleep(300);
-  await rm(work, { recursive: true, force: true });
+  // BENCH_KEEP=1 leaves the plugin set, its stores and the burst client for profiling by hand.
+  if (process.env.BENCH_KEEP) console.error(`[bench] kept ${work}`);
+  else await rm(work, { recursive: true, force: true });
 }

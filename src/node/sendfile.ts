@@ -18,6 +18,7 @@ interface Addon {
   send(sender: object, fileFd: number, offset: number, count: number): number;
   watch(sender: object, callback: (status: number) => void): void;
   pause(sender: object): void;
+  cork(sender: object, on: boolean): void;
   close(sender: object): void;
 }
 
@@ -49,7 +50,7 @@ export function loadSendfile(mode: SendfileMode, candidates = addonPaths()): Sen
     for (const file of candidates) {
       try {
         const addon = require(file) as Partial<Addon>;
-        if ([addon.open, addon.send, addon.watch, addon.pause, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
+        if ([addon.open, addon.send, addon.watch, addon.pause, addon.cork, addon.close].some((f) => typeof f !== "function")) throw new Error("not the sendfile addon");
         return { send: kernelSend(addon as Addon), summary: "sendfile: on" };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") reason = `${file} did not load: ${(error as Error).message}`;
@@ -70,15 +71,21 @@ function kernelSend(addon: Addon): KernelSend {
     const socket = res.socket as (Socket & { _handle?: { fd?: number }; encrypted?: boolean }) | null;
     const fd = socket?._handle?.fd;
     if (!socket || socket.encrypted || typeof fd !== "number" || fd < 0) return false;
+    let sender: object;
+    try {
+      sender = addon.open(fd);
+    } catch {
+      return false; // no descriptor to spare: the bytes are copied
+    }
+    // Corked (nginx's tcp_nopush) from the headers to the last byte: full segments only, the
+    // headers in the first; uncorked before the sender closes, so the tail leaves at once.
+    addon.cork(sender, true);
     res.flushHeaders();
     // Node's own queue (the headers) goes first: both write to the one descriptor, in order.
     socket.write(EMPTY, (error) => {
-      if (error || res.destroyed) return done(error ?? new Error("connection closed"));
-      let sender: object;
-      try {
-        sender = addon.open(fd);
-      } catch (openError) {
-        return done(openError as Error);
+      if (error || res.destroyed) {
+        addon.close(sender);
+        return done(error ?? new Error("connection closed"));
       }
       let offset = file.start;
       const end = file.start + file.length;
@@ -89,6 +96,7 @@ function kernelSend(addon: Addon): KernelSend {
         if (finished) return;
         finished = true;
         res.off("close", onClose);
+        addon.cork(sender, false);
         addon.close(sender); // before anything else: the duplicate descriptor keeps the connection open
         done(failure);
       };

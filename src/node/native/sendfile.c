@@ -16,9 +16,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -176,6 +179,20 @@ static napi_value Pause(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* cork(sender, on): TCP_CORK, as nginx's tcp_nopush: the headers and the file leave in full segments; off pushes the rest */
+static napi_value Cork(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sender_t *s = unwrap(env, argv[0]);
+  CHECK(napi_get_value_bool(env, argv[1], &on));
+  int value = on ? 1 : 0;
+  /* A failure only loses the batching (not a TCP socket, or gone): the sends report what matters. */
+  if (s && !s->closed) (void)setsockopt(s->fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+  return NULL;
+}
+
 /* close(sender): stops watching and closes the duplicate (the socket itself stays Node's); idempotent */
 static napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -192,6 +209,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"send", NULL, Send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watch", NULL, Watch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pause", NULL, Pause, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cork", NULL, Cork, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
