@@ -84,6 +84,12 @@ interface Burst {
   readonly firstError?: string;
 }
 
+function countBy(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
+  return counts;
+}
+
 /** Samples a server's anonymous memory until stopped; the kernel keeps no high-water mark of it. */
 function anonSampler(server: Server): () => number {
   let top = 0;
@@ -315,8 +321,11 @@ http {
     // Warm-up with both kinds: an S3 store otherwise meets identity bodies for the first time in the measured burst.
     await burst(s, false);
     await burst(s, true);
+    // What a warm burst still asks of S3 (revalidations once CACHE_TTL_SECONDS has passed): none of the bytes.
+    const asked = proxy.requests.length;
     bursts[s.name] = { gzip: await burst(s, false), identity: await burst(s, true) };
-    log(`${s.name}: ${JSON.stringify(bursts[s.name])}`);
+    const storeRequests = s === s3Server ? countBy(proxy.requests.slice(asked).map((r) => r.split(" ")[0]!)) : undefined;
+    log(`${s.name}: ${JSON.stringify(bursts[s.name])}${storeRequests ? `; S3 requests over both: ${JSON.stringify(storeRequests)}` : ""}`);
   }
   if (only === "bursts") throw new Done();
 

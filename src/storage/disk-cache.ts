@@ -135,7 +135,10 @@ export class DiskCache implements Store {
 
   head(key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
     const copy = this.#copies.get(key);
-    return copy && copy.checked + this.#ttl > this.#now() ? Promise.resolve(copy.info) : this.#inner.head(key, options);
+    if (!copy) return this.#inner.head(key, options);
+    if (copy.checked + this.#ttl > this.#now()) return Promise.resolve(copy.info);
+    // The copy's own revalidation answers it: one HEAD per object and TTL for both caches, not one each.
+    return this.#checking.run(key, () => this.#check(key, copy)).then((checked) => checked?.info ?? this.#inner.head(key, options));
   }
 
   list(prefix: string, options: CallOptions = {}): Promise<Listing> {

@@ -13,6 +13,7 @@ import { readBytes, Stored, type ChunkReader, type Listing, type ObjectInfo, typ
 class TricklingStore implements Store {
   readonly description = "trickling";
   gets = 0;
+  heads = 0;
   #pieces: Uint8Array[] = [];
   #waiting: (() => void) | undefined;
   #ended = false;
@@ -56,6 +57,7 @@ class TricklingStore implements Store {
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
+    this.heads++;
     return this.info(key);
   }
 
@@ -68,9 +70,9 @@ const MiB = 1024 * 1024;
 const module = (size: number) => new Uint8Array(size).map((_, i) => (i * 7919) % 251);
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-async function cacheOver(inner: Store) {
+async function cacheOver(inner: Store, now?: () => number) {
   const dir = await mkdtemp(path.join(tmpdir(), "disk-cache-"));
-  return { dir, cache: new DiskCache(inner, { dir, maxBytes: 64 * MiB }) };
+  return { dir, cache: new DiskCache(inner, { dir, maxBytes: 64 * MiB, ttlMs: 1_000, ...(now ? { now } : {}) }) };
 }
 
 describe("DiskCache", () => {
@@ -129,5 +131,24 @@ describe("DiskCache", () => {
     const object = await part;
     expect(object!.range).toEqual({ start: MiB, end: MiB + 9 });
     expect(Buffer.from(await readBytes(object!)).equals(bytes.subarray(MiB, MiB + 10))).toBe(true);
+  });
+
+  test("a copy past its TTL is revalidated once for the memory cache's HEAD and the next read together", async () => {
+    const bytes = module(2 * MiB);
+    const inner = new TricklingStore(bytes);
+    let clock = 0;
+    const { cache } = await cacheOver(inner, () => clock);
+    const key = "plugins/a/1.0.0/plugin.wasm";
+    const download = cache.get(key);
+    inner.send(bytes.length);
+    inner.end();
+    await readBytes((await download)!);
+    expect(await cache.head(key)).toMatchObject({ size: bytes.length }); // fresh: the copy's facts
+    expect(inner.heads).toBe(0);
+    clock += 1_500;
+    expect(await cache.head(key)).toMatchObject({ size: bytes.length, etag: inner.etag });
+    expect(sha256(await readBytes((await cache.get(key))!))).toBe(sha256(bytes));
+    expect(inner.heads).toBe(1); // one HEAD for both, and still the one download
+    expect(inner.gets).toBe(1);
   });
 });
