@@ -210,7 +210,8 @@ describe.skipIf(!tools)("uploader against a distribution registry", () => {
     expect(token.tokenRequests.every((r) => r.user === "puller")).toBe(true);
   });
 
-  test("a token is reused until it expires, then renewed", async () => {
+  // Starts a registry of its own (a key pair, the process, a push): beyond the default 30 s on a CI machine under the burst tests' load.
+  test("a token is reused until it expires, then renewed", { timeout: 90_000 }, async () => {
     const shortLived = await startRegistry({ kind: "token", ...user, allowed: ["plugins/a"], expiresIn: 2 });
     try {
       await pushLayout(shortLived, "plugins/a", orasPlugin(WASM.a), user);

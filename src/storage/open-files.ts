@@ -96,8 +96,11 @@ export async function openFile(path: string): Promise<OpenFile> {
   return { fd: entry.fd, stats: entry.stats, release: () => close(entry) };
 }
 
+/** Non-blocking: a FIFO in the store would otherwise hold a pool thread until someone writes to it (regular files ignore the flag). */
+const READ = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
+
 async function openEntry(path: string): Promise<Entry> {
-  const fd = await new Promise<number>((resolve, reject) => fs.open(path, "r", (error, fd) => (error ? reject(error) : resolve(fd))));
+  const fd = await new Promise<number>((resolve, reject) => fs.open(path, READ, (error, fd) => (error ? reject(error) : resolve(fd))));
   try {
     const stats = await new Promise<Stats>((resolve, reject) => fs.fstat(fd, (error, stats) => (error ? reject(error) : resolve(stats))));
     return { fd, stats, users: 0, dropped: false };

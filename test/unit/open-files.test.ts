@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { mkdtemp, rename, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -103,5 +104,15 @@ describe("OpenFiles", () => {
     expect(open.size).toBe(0);
     lent.release();
     expect(await closes(lent.fd)).toBe(true);
+  });
+
+  test("a FIFO opens at once (not a file, for the store to refuse) instead of waiting for a writer", async () => {
+    const [file] = await files("x");
+    const fifo = `${file}.fifo`;
+    execFileSync("mkfifo", [fifo]);
+    const open = new OpenFiles({ max: 10, ttlMs: 60_000 });
+    const lent = await open.open(fifo);
+    expect(lent.stats.isFile()).toBe(false);
+    lent.release();
   });
 });
