@@ -256,7 +256,7 @@ export class DiskCache implements Store {
     if (outcome !== "proceed" || (options.range && !range)) return { info, body: null };
     let file: OpenFile;
     try {
-      file = await (this.#openFiles ? this.#openFiles.open(copy.file) : openFile(copy.file));
+      file = await openFile(copy.file, this.#openFiles);
     } catch {
       this.#copies.delete(key); // removed behind our back: fetch it again
       return this.get(key, options);

@@ -45,8 +45,7 @@ export class FileStore implements WritableStore {
     try {
       // fstat'ed once open: the bytes we send belong to the metadata we report, even if the
       // uploader replaces the file meanwhile.
-      const target = this.#path(key);
-      file = await (this.#openFiles ? this.#openFiles.open(target) : openFile(target));
+      file = await openFile(this.#path(key), this.#openFiles);
     } catch (error) {
       return missing(error);
     }

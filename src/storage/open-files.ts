@@ -90,8 +90,9 @@ export class OpenFiles {
   }
 }
 
-/** One open and fstat of `path`, closed on release: what a read costs without `OpenFiles`. */
-export async function openFile(path: string): Promise<OpenFile> {
+/** The file at `path` from `shared`, or opened and fstat'ed for this read alone (closed on release). */
+export async function openFile(path: string, shared?: OpenFiles): Promise<OpenFile> {
+  if (shared) return shared.open(path);
   const entry = await openEntry(path);
   return { fd: entry.fd, stats: entry.stats, release: () => close(entry) };
 }
