@@ -28,6 +28,9 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
 mon data avail warn = 1
+# The OSD keeps its data in memory: the mon's few MB must not refuse to start on a nearly full disk
+# (the default stops it below 5% free).
+mon data avail crit = 0
 osd objectstore = memstore
 memstore device bytes = ${MEMSTORE_BYTES:-1073741824}
 osd crush chooseleaf type = 0

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
-import { chmod, cp, mkdir, mkdtemp, readdir, readFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -21,6 +21,9 @@ import { ROOT, startNode } from "./support/targets.ts";
  */
 
 const run = promisify(execFile);
+/** Every stage directory played: each holds a full npm install (about 600 MB). */
+const playedDirs: string[] = [];
+afterAll(() => Promise.all(playedDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 const dockerfile = await readFile(path.join(ROOT, "Dockerfile"), "utf8");
 const tools = inject("registryTools");
 
@@ -91,6 +94,7 @@ async function build(target?: string, buildArgs: Record<string, string> = {}): P
   for (const stage of stages.filter((s) => wanted.has(s))) {
     const base = stages.find((s) => s.name === stage.from);
     const dir = await mkdtemp(path.join(tmpdir(), `image-${stage.name ?? "default"}-`));
+    playedDirs.push(dir);
     await chmod(dir, 0o755); // the image's /app: any UID may read it
     const env: Record<string, string> = {};
     if (base) {

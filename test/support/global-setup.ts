@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -52,6 +52,15 @@ export default async function setup(project: TestProject) {
   const missing: string[] = [];
   const work = await mkdtemp(path.join(tmpdir(), "plugin-server-test-"));
   cleanups.push(() => rm(work, { recursive: true, force: true }));
+  // Every temporary directory of the run (tests, the servers and tools they start) goes under
+  // `work`, inherited through TMPDIR by the workers forked after this, and leaves with it: a test
+  // that forgets its own would otherwise fill a long-lived CI machine's disk run after run.
+  // Modes as /tmp's: tests run servers as other UIDs (the image's "any UID").
+  const temporary = path.join(work, "tmp");
+  await mkdir(temporary);
+  await chmod(work, 0o755);
+  await chmod(temporary, 0o1777);
+  process.env.TMPDIR = temporary;
 
   await run(process.execPath, [path.join(ROOT, "scripts/build.mjs")], { cwd: ROOT });
 
